@@ -1,0 +1,32 @@
+"The `lynx-lite` console entry point, run as a user would."
+import json, shutil, subprocess, time
+import pytest
+
+EXE = shutil.which("lynx-lite")
+
+
+def run(*args):
+    return subprocess.run([EXE, *args], capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.skipif(EXE is None, reason="lynx-lite is not installed (pip install -e .)")
+def test_params_lynx_7b_json():
+    t = time.time()
+    r = run("params", "lynx-7b", "--json")
+    assert r.returncode == 0, r.stderr
+    d = json.loads(r.stdout)
+    assert (d["total"], d["trainable"], d["frozen"]) == (8_413_655_312, 688_430_224, 8_413_655_312 - 688_430_224)
+    parts = d["parts"]
+    assert parts["vision"] == dict(total=986_808_320, trainable=7_040, frozen=986_801_280)
+    assert parts["bridge"]["trainable"] == 419_758_336 and parts["adapters"]["trainable"] == 268_664_848
+    assert parts["llm"] == dict(total=6_738_423_808, trainable=0, frozen=6_738_423_808)
+    print(f"lynx-lite params lynx-7b --json: {time.time() - t:.1f}s")
+
+
+@pytest.mark.skipif(EXE is None, reason="lynx-lite is not installed (pip install -e .)")
+def test_params_table_and_errors():
+    r = run("params", "tiny-lora", "--stage", "2")
+    assert r.returncode == 0 and "adapters" in r.stdout and "stage 2" in r.stdout
+    bad = run("params", "nope")
+    assert bad.returncode == 2 and "known presets" in bad.stderr and "lynx-7b" in bad.stderr
+    assert run("presets").stdout.split() == ["lynx-7b", "tiny", "tiny-lora", "tiny-xattn"]

@@ -1,0 +1,168 @@
+"LynxModel behaviour on tiny random models: shapes, identity at init, labels, generation, training, round trips."
+import pytest, torch
+from lynx_lite.config import get_preset
+from lynx_lite.model import LynxModel, answer, configure_tokens
+from lynx_lite.text import encode_batch
+from lynx_lite.adapters import decoder_layers
+
+FUSIONS = ["tiny", "tiny-xattn", "tiny-lora"]
+# other LLM families under the same model (hidden 64 so the tiny bridge and gates fit)
+FAMILIES = {
+    "qwen2": dict(model_type="qwen2", config=dict(vocab_size=512, hidden_size=64, intermediate_size=128, num_hidden_layers=4,
+                                                  num_attention_heads=4, num_key_value_heads=2, initializer_range=0.1)),
+    "gpt2": dict(model_type="gpt2", config=dict(vocab_size=512, n_embd=64, n_layer=4, n_head=4, n_positions=256,
+                                                initializer_range=0.1)),
+}
+
+
+def build(preset="tiny", seed=0, llm="llama", **overrides):
+    "A tiny model from `preset`, with its LLM swapped for another family when `llm` is not llama."
+    if llm != "llama":
+        overrides = {"llm.model_type": FAMILIES[llm]["model_type"], "llm.config": FAMILIES[llm]["config"], **overrides}
+    torch.manual_seed(seed)
+    return LynxModel(get_preset(preset, **overrides))
+
+
+@pytest.mark.parametrize("preset", FUSIONS)
+def test_shapes(preset, batch, images):
+    m = build(preset).eval()
+    L, Q = batch["input_ids"].shape[1], m.config.bridge.num_queries
+    prefix = Q if m.config.fusion.mode == "prefix" else 0
+    assert m(**batch, pixel_values=images).logits.shape == (2, prefix + L, 512)
+    videos = torch.randn(2, m.config.video.num_frames, 3, 32, 32)
+    assert m(**batch, pixel_values=videos).logits.shape == (2, prefix + L, 512)
+    assert m.encode_media(videos, 2)[0].shape == (2, Q, 64)
+
+
+@pytest.mark.parametrize("preset", FUSIONS)
+@pytest.mark.parametrize("llm", ["llama", "qwen2", "gpt2"])
+def test_new_modules_start_as_identity(preset, llm, batch, images):
+    "Adapters (zero Up), LoRA (zero B) and xattn gates (tanh 0) leave the frozen LLM's logits unchanged at step 0."
+    m = build(preset, llm=llm).eval()
+    plain = build("tiny", llm=llm, **{"adapters.kind": "none"}).eval()
+    plain.load_state_dict(m.state_dict(), strict=False)  # same tower, bridge and LLM weights, no new modules
+    if m.config.fusion.mode == "xattn":  # gates at 0: the image cannot change anything, the text-only LLM is intact
+        ref = plain(**batch).logits
+    else:
+        ref = plain(**batch, pixel_values=images).logits
+    with torch.no_grad():
+        assert torch.equal(m(**batch, pixel_values=images).logits, ref)
+
+
+def test_lynx_init_is_not_identity(batch, images):
+    m, ref = build(**{"adapters.init": "lynx"}).eval(), build(**{"adapters.kind": "none"}).eval()
+    ref.load_state_dict(m.state_dict(), strict=False)
+    with torch.no_grad():
+        assert not torch.allclose(m(**batch, pixel_values=images).logits, ref(**batch, pixel_values=images).logits)
+
+
+def test_label_mask(tok, batch, images):
+    m = build()
+    f = m.fuse(batch["input_ids"], batch["attention_mask"], images, batch["labels"])
+    Q, labels = m.config.bridge.num_queries, f["labels"]
+    assert (labels[:, :Q] == -100).all()
+    for row, ids, answer_text in zip(labels, batch["input_ids"], ["red", "three small squares"]):
+        supervised = row[row != -100]
+        assert tok.decode(supervised, skip_special_tokens=True) == answer_text
+        assert supervised[-1] == tok.eos_token_id
+        n = len(supervised)  # the supervised ids are the last tokens of the row, unchanged
+        assert torch.equal(supervised, ids[-n:])
+    # every prompt token (BOS .. "bot:") is masked
+    prompt_len = (batch["attention_mask"].sum(1) - (batch["labels"] != -100).sum(1))
+    assert ((batch["labels"] != -100).sum(1) + prompt_len == batch["attention_mask"].sum(1)).all()
+
+
+@pytest.mark.parametrize("preset", FUSIONS)
+def test_batched_generate_equals_one_by_one(preset, tok):
+    m = build(preset).eval()
+    configure_tokens(m, tok)
+    qs = ["what colour is the small star in the upper left corner?", "how many?", "describe the image", "is it red?"]
+    pix = [torch.randn(3, 32, 32), torch.randn(m.config.video.num_frames, 3, 32, 32), None, torch.randn(3, 32, 32)]
+    batched = answer(m, tok, qs, pix, max_new_tokens=6, do_sample=False)
+    single = [answer(m, tok, [q], [p], max_new_tokens=6, do_sample=False)[0] for q, p in zip(qs, pix)]
+    assert batched == single
+    assert any(batched)  # something was generated
+
+
+@pytest.mark.parametrize("preset", ["tiny", "tiny-xattn"])
+def test_cache_does_not_change_generation(preset, tok, images):
+    m = build(preset).eval()
+    configure_tokens(m, tok)
+    enc = encode_batch(tok, ["what colour is it?", "how many shapes are there in the image?"])
+    kw = dict(max_new_tokens=8, do_sample=False, min_new_tokens=8)
+    cached = m.generate(**enc, pixel_values=images, use_cache=True, **kw)
+    uncached = m.generate(**enc, pixel_values=images, use_cache=False, **kw)
+    assert cached.shape == (2, 8) and torch.equal(cached, uncached)
+    beam_cached = m.generate(**enc, pixel_values=images, num_beams=3, use_cache=True, **kw)
+    beam_uncached = m.generate(**enc, pixel_values=images, num_beams=3, use_cache=False, **kw)
+    assert torch.equal(beam_cached, beam_uncached)
+
+
+def test_text_only_generation(tok):
+    m = build().eval()
+    configure_tokens(m, tok)
+    out = answer(m, tok, ["tell me about circles"], None, max_new_tokens=4, do_sample=False)
+    assert out == answer(m, tok, ["tell me about circles"], [None], max_new_tokens=4, do_sample=False)
+
+
+@pytest.mark.parametrize("pixels, msg", [
+    (lambda: torch.randn(3, 3, 32, 32), "got 3 images/videos for 2 prompts"),
+    (lambda: [torch.randn(3, 32, 32)], "got 1 images/videos for 2 prompts"),
+    (lambda: torch.randn(2, 9, 3, 32, 32), "num_frames"),
+    (lambda: torch.randn(2, 32, 32), "expected images (B,3,H,W) or videos"),
+])
+def test_bad_media_errors(batch, pixels, msg):
+    with pytest.raises(ValueError, match=msg.replace("(", r"\(").replace(")", r"\)")):
+        build()(**batch, pixel_values=pixels())
+
+
+@pytest.mark.parametrize("preset", FUSIONS)
+def test_loss_falls_on_a_fixed_batch(preset, batch, images):
+    m = build(preset).train()
+    trainable = [p for p in m.parameters() if p.requires_grad]
+    before = {id(p): p.detach().clone() for p in m.llm.parameters() if not p.requires_grad}
+    opt = torch.optim.AdamW(trainable, lr=1e-2)
+    losses = []
+    for _ in range(20):
+        loss = m(**batch, pixel_values=images).loss
+        loss.backward(); opt.step(); opt.zero_grad(); losses.append(loss.item())
+    assert losses[-1] < 0.5 * losses[0], losses
+    assert all(torch.equal(p, before[id(p)]) for p in m.llm.parameters() if not p.requires_grad)  # frozen stays frozen
+
+
+@pytest.mark.parametrize("preset", FUSIONS)
+def test_save_load_roundtrip(preset, tmp_path, batch, images, tok):
+    m = build(preset, seed=3)
+    opt = torch.optim.SGD([p for p in m.parameters() if p.requires_grad], lr=0.5)
+    m(**batch, pixel_values=images).loss.backward(); opt.step()
+    m.eval()
+    with torch.no_grad(): ref = m(**batch, pixel_values=images).logits
+    m.save_pretrained(tmp_path, tokenizer=tok)
+    assert {"config.json", "model.safetensors", "tokenizer.json"} <= {p.name for p in tmp_path.iterdir()}
+    assert not any(p.suffix in (".bin", ".pt", ".pkl") for p in tmp_path.iterdir())
+    with torch.no_grad():
+        assert torch.equal(LynxModel.from_pretrained(tmp_path).eval()(**batch, pixel_values=images).logits, ref)
+
+
+def test_gpt2_roundtrip_with_tied_embeddings(tmp_path, batch, images):
+    m = build(llm="gpt2").eval()
+    assert m.llm.lm_head.weight.data_ptr() == m.llm.get_input_embeddings().weight.data_ptr()
+    with torch.no_grad(): ref = m(**batch, pixel_values=images).logits
+    m.save_pretrained(tmp_path)
+    m2 = LynxModel.from_pretrained(tmp_path).eval()
+    assert m2.llm.lm_head.weight.data_ptr() == m2.llm.get_input_embeddings().weight.data_ptr()
+    with torch.no_grad(): assert torch.equal(m2(**batch, pixel_values=images).logits, ref)
+
+
+def test_loading_never_unpickles(tmp_path, monkeypatch, batch, images):
+    "Checkpoints are safetensors + JSON: loading works with torch.load and pickle disabled."
+    import pickle
+    m = build(seed=5).eval()
+    m.save_pretrained(tmp_path)
+    def refuse(*a, **k): raise AssertionError("unpickling during load")
+    monkeypatch.setattr(torch, "load", refuse)
+    monkeypatch.setattr(pickle, "load", refuse)
+    monkeypatch.setattr(pickle, "loads", refuse)
+    with torch.no_grad():
+        assert torch.equal(LynxModel.from_pretrained(tmp_path).eval()(**batch, pixel_values=images).logits,
+                           m(**batch, pixel_values=images).logits)
