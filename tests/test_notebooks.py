@@ -1,7 +1,9 @@
 "Every notebook runs top to bottom (cells flagged slow/gpu skipped): the notebooks' asserts are tests."
-import os, subprocess, sys
+import os, shutil, subprocess, sys
 from pathlib import Path
 import pytest
+
+NBDEV_TEST = shutil.which("nbdev_test", path=str(Path(sys.executable).parent)) or shutil.which("nbdev_test")
 
 NBS = sorted(p.name for p in (Path(__file__).parent.parent / "nbs").glob("*.ipynb"))
 
@@ -10,8 +12,8 @@ NBS = sorted(p.name for p in (Path(__file__).parent.parent / "nbs").glob("*.ipyn
 def test_notebook(nb):
     root = Path(__file__).parent.parent
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
-    r = subprocess.run([sys.executable, "-c", "import sys; from nbdev.test import nbdev_test; sys.exit(nbdev_test())",
-                        "--path", f"nbs/{nb}"],
+    assert NBDEV_TEST, "nbdev_test not found: pip install -e '.[dev]'"
+    r = subprocess.run([NBDEV_TEST, "--path", f"nbs/{nb}"],
                        cwd=root, env=env, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
 
