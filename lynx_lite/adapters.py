@@ -10,10 +10,11 @@ from transformers import PreTrainedModel
 from .config import AdapterConfig
 
 # %% auto #0
-__all__ = ['LAYER_PATHS', 'decoder_layers', 'hidden_size', 'map_hidden', 'Adapter', 'adapter_layer_ids', 'add_adapters',
-           'add_lora', 'add_llm_adapters']
+__all__ = ['NEW_LLM_MODULES', 'LAYER_PATHS', 'decoder_layers', 'hidden_size', 'map_hidden', 'Adapter', 'adapter_layer_ids',
+           'add_adapters', 'add_lora', 'add_llm_adapters']
 
-# %% ../nbs/03_adapters.ipynb #891bc0a3
+# %% ../nbs/03_adapters.ipynb #a488d43c
+NEW_LLM_MODULES = ("output_adapter", "gated_xattn", "lora_")  # names of the modules lynx_lite adds inside an LLM
 LAYER_PATHS = ("model.layers", "transformer.h", "gpt_neox.layers", "model.decoder.layers", "transformer.blocks",
                "model.language_model.layers")
 

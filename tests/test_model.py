@@ -166,3 +166,12 @@ def test_loading_never_unpickles(tmp_path, monkeypatch, batch, images):
     with torch.no_grad():
         assert torch.equal(LynxModel.from_pretrained(tmp_path).eval()(**batch, pixel_values=images).logits,
                            m(**batch, pixel_values=images).logits)
+
+
+def test_train_mode_reaches_only_new_modules():
+    m = build("tiny-lora", **{"llm.config": {**get_preset("tiny").llm.config, "attention_dropout": 0.1}}).train()
+    assert not m.vision.model.training and not m.llm.training
+    dropouts = {n: mod.training for n, mod in m.llm.named_modules() if "lora_dropout" in n}
+    assert dropouts and all(dropouts.values())  # LoRA dropout is active while training ...
+    m.eval()
+    assert not any(mod.training for mod in m.modules())  # ... and off in eval
