@@ -83,15 +83,21 @@ class VideoConfig:
     num_frames: int = 5
     frame_pos_embed: bool = True
 
-# %% ../nbs/00_config.ipynb #a5d8c8d3
+# %% ../nbs/00_config.ipynb #09adfcfb
 @dataclass
 class TextConfig:
-    "Prompt format, truncation and padding."
-    template: str = "User: {question}\nBot:"
-    lowercase: bool = True
-    max_prompt_tokens: int = 40
+    "Chat format, truncation and padding."
+    template: str = "User: {question}\nBot: {answer}"  # one turn; the prompt is everything before {answer}
+    lowercase: bool = True  # lower-case the prompt (the original does), never the answer
+    max_prompt_tokens: int = 40  # per turn, BOS included; longer prompts keep their end (left truncation)
+    truncate_prompt: bool = True  # False: a longer prompt is an error instead
     max_answer_tokens: int = 64
+    max_length: int = 2048  # a whole sample's text tokens at most
     padding_side: Literal["left", "right"] = "left"
+
+    def __post_init__(self):
+        if self.template.count("{question}") != 1 or self.template.count("{answer}") != 1 or not self.template.endswith("{answer}"):
+            raise ValueError(f"template must contain {{question}} once and end with {{answer}}, got {self.template!r}")
 
 # %% ../nbs/00_config.ipynb #438d0be0
 PARTS = ("vision", "frame_pos", "bridge", "adapters", "llm")
@@ -172,7 +178,7 @@ def get_preset(name: str, **overrides) -> LynxConfig:
     cfg = copy.deepcopy(_PRESETS[name])
     return cfg.replace(**overrides) if overrides else cfg
 
-# %% ../nbs/00_config.ipynb #d64f0161
+# %% ../nbs/00_config.ipynb #3126bf13
 TINY_VOCAB = 512
 
 def _tiny() -> LynxConfig:
@@ -191,7 +197,7 @@ def _tiny() -> LynxConfig:
         adapters=AdapterConfig(kind="adapter", every=2, bottleneck=32),
         fusion=FusionConfig(mode="prefix", xattn_every=2, xattn_heads=4, xattn_head_dim=16, xattn_ff_mult=2),
         video=VideoConfig(num_frames=4),
-        text=TextConfig(max_prompt_tokens=48, max_answer_tokens=16))
+        text=TextConfig(max_prompt_tokens=48, max_answer_tokens=16, max_length=248))  # 256 positions - 8 queries
 
 def _lynx_7b() -> LynxConfig:
     return LynxConfig(
@@ -205,7 +211,7 @@ def _lynx_7b() -> LynxConfig:
                                   rms_norm_eps=1e-6, tie_word_embeddings=False), dtype="float16"),
         adapters=AdapterConfig(kind="adapter", every=2, start=0, bottleneck=2048, init="lynx"),
         video=VideoConfig(num_frames=5),
-        text=TextConfig(max_prompt_tokens=40, max_answer_tokens=64))
+        text=TextConfig(max_prompt_tokens=40, max_answer_tokens=64, max_length=2048 - 32))
 
 register_preset("tiny", _tiny())
 register_preset("tiny-xattn", _tiny().replace(**{"fusion.mode": "xattn", "adapters.kind": "none"}))

@@ -10,7 +10,8 @@ from transformers import PreTrainedTokenizerBase, PreTrainedTokenizerFast
 from .config import TextConfig, TINY_VOCAB
 
 # %% auto #0
-__all__ = ['SPECIAL_TOKENS', 'TINY_WORDS', 'tiny_tokenizer', 'format_prompt', 'encode_batch']
+__all__ = ['SPECIAL_TOKENS', 'TINY_WORDS', 'tiny_tokenizer', 'TooLongError', 'split_template', 'format_prompt',
+           'encode_conversation', 'pad_rows', 'pad_batch', 'encode_batch']
 
 # %% ../nbs/05_text.ipynb #30642b15
 SPECIAL_TOKENS = dict(pad_token="<pad>", bos_token="<s>", eos_token="</s>", unk_token="<unk>")
@@ -38,34 +39,65 @@ def tiny_tokenizer(words: Iterable[str] = TINY_WORDS, vocab_size: int = TINY_VOC
     tok.decoder = decoders.WordPiece(prefix="##")  # joins words with spaces, glues punctuation
     return PreTrainedTokenizerFast(tokenizer_object=tok, **SPECIAL_TOKENS)
 
-# %% ../nbs/05_text.ipynb #e6519f1e
+# %% ../nbs/05_text.ipynb #03891342
+class TooLongError(ValueError):
+    "A sample whose text does not fit `TextConfig.max_length` (or whose prompt exceeds `max_prompt_tokens` without truncation)."
+
+def split_template(tc: TextConfig = TextConfig()) -> tuple[str, str]:
+    "(prompt template, answer prefix): `'User: {question}\\nBot: {answer}'` -> `('User: {question}\\nBot:', ' ')`."
+    head = tc.template[: tc.template.index("{answer}")]
+    prompt = head.rstrip(" ")
+    return prompt, head[len(prompt):]
+
 def format_prompt(question: str, tc: TextConfig = TextConfig()) -> str:
-    "`tc.template` filled with `question`, lower-cased when `tc.lowercase` (as the original)."
-    p = tc.template.format(question=question.strip())
+    "The prompt of one turn, lower-cased when `tc.lowercase` (as the original)."
+    p = split_template(tc)[0].format(question=question.strip())
     return p.lower() if tc.lowercase else p
 
-def _pad(rows: list[list[int]], value: int, side: str) -> torch.Tensor:
+def encode_conversation(tokenizer: PreTrainedTokenizerBase, turns: Sequence[tuple[str, str | None]],
+                        tc: TextConfig = TextConfig()) -> tuple[list[int], list[int]]:
+    """Token ids and labels of `[(question, answer), ...]`; labels are -100 except on answers + EOS.
+    The last answer may be None: the ids then end with the prompt, ready for generation."""
+    if not turns: raise ValueError("a conversation needs at least one turn")
+    bos = [tokenizer.bos_token_id] if tokenizer.bos_token_id is not None else []
+    answer_prefix = split_template(tc)[1]
+    pieces = []  # (prompt ids, answer ids) per turn
+    for i, (q, a) in enumerate(turns):
+        if a is None and i != len(turns) - 1: raise ValueError(f"turn {i} has no answer; only the last turn may omit it")
+        prompt = tokenizer(format_prompt(q, tc), add_special_tokens=False).input_ids
+        room = tc.max_prompt_tokens - (len(bos) if i == 0 else 0)
+        if len(prompt) > room:
+            if not tc.truncate_prompt: raise TooLongError(f"prompt of {len(prompt)} tokens > max_prompt_tokens={tc.max_prompt_tokens}")
+            prompt = prompt[-room:]  # keep the end: left truncation, as the original
+        ans = [] if a is None else tokenizer(answer_prefix + a.strip(), add_special_tokens=False).input_ids[: tc.max_answer_tokens - 1] + [tokenizer.eos_token_id]
+        pieces.append((prompt, ans))
+    while len(pieces) > 1 and len(bos) + sum(len(p) + len(a) for p, a in pieces) > tc.max_length:
+        pieces.pop(0)  # drop the oldest turns of a long conversation
+    ids, labels = list(bos), [-100] * len(bos)
+    for prompt, ans in pieces:
+        ids += prompt + ans; labels += [-100] * len(prompt) + ans
+    if len(ids) > tc.max_length: raise TooLongError(f"{len(ids)} tokens > max_length={tc.max_length}")
+    return ids, labels
+
+# %% ../nbs/05_text.ipynb #449f05e1
+def pad_rows(rows: list[list[int]], value: int, side: str = "left") -> torch.Tensor:
+    "Pad lists of ids to one length on `side` -> (B, L)."
+    if side not in ("left", "right"): raise ValueError(f"padding side must be 'left' or 'right', got {side!r}")
     L = max(len(r) for r in rows)
     return torch.tensor([([value] * (L - len(r)) + r) if side == "left" else (r + [value] * (L - len(r))) for r in rows])
 
+def pad_batch(ids: list[list[int]], labels: list[list[int]] | None, pad_id: int, side: str = "left") -> dict[str, torch.Tensor]:
+    "input_ids, attention_mask (and labels) of (B, L), padded on `side`."
+    out = dict(input_ids=pad_rows(ids, pad_id, side), attention_mask=pad_rows([[1] * len(r) for r in ids], 0, side))
+    if labels is not None: out["labels"] = pad_rows(labels, -100, side)
+    return out
+
 def encode_batch(tokenizer: PreTrainedTokenizerBase, questions: Sequence[str], answers: Sequence[str] | None = None,
                  tc: TextConfig = TextConfig()) -> dict[str, torch.Tensor]:
-    """Token ids for `[BOS] prompt [answer EOS]`, padded on `tc.padding_side`.
+    """Single-turn batch `[BOS] prompt [answer EOS]`, padded on `tc.padding_side`.
     Returns input_ids, attention_mask (B, L) and, with answers, labels (B, L): -100 except on answer + EOS."""
     if answers is not None and len(answers) != len(questions):
         raise ValueError(f"{len(questions)} questions but {len(answers)} answers")
     if tokenizer.pad_token_id is None: raise ValueError("the tokenizer has no pad token; set tokenizer.pad_token first")
-    bos = [tokenizer.bos_token_id] if tokenizer.bos_token_id is not None else []
-    ids, labels = [], []
-    for i, q in enumerate(questions):
-        prompt = tokenizer(format_prompt(q, tc), add_special_tokens=False).input_ids
-        prompt = bos + prompt[-(tc.max_prompt_tokens - len(bos)):]  # keep the end: left truncation, as the original
-        ans = []
-        if answers is not None:
-            ans = tokenizer(" " + answers[i].strip(), add_special_tokens=False).input_ids[: tc.max_answer_tokens - 1]
-            ans = ans + [tokenizer.eos_token_id]
-        ids.append(prompt + ans); labels.append([-100] * len(prompt) + ans)
-    out = dict(input_ids=_pad(ids, tokenizer.pad_token_id, tc.padding_side),
-               attention_mask=_pad([[1] * len(r) for r in ids], 0, tc.padding_side))
-    if answers is not None: out["labels"] = _pad(labels, -100, tc.padding_side)
-    return out
+    rows = [encode_conversation(tokenizer, [(q, None if answers is None else answers[i])], tc) for i, q in enumerate(questions)]
+    return pad_batch([r[0] for r in rows], None if answers is None else [r[1] for r in rows], tokenizer.pad_token_id, tc.padding_side)
