@@ -13,7 +13,7 @@ from .config import TextConfig, TINY_VOCAB
 __all__ = ['SPECIAL_TOKENS', 'TINY_WORDS', 'tiny_tokenizer', 'TooLongError', 'split_template', 'format_prompt',
            'encode_conversation', 'pad_rows', 'pad_batch', 'encode_batch']
 
-# %% ../nbs/05_text.ipynb #30642b15
+# %% ../nbs/05_text.ipynb #5ed97dac
 SPECIAL_TOKENS = dict(pad_token="<pad>", bos_token="<s>", eos_token="</s>", unk_token="<unk>")
 TINY_WORDS = """user bot a an the is are of in on at to and or with what which how many where color colour shape size
 image picture photo video frame frames describe caption question answer yes no there it this that these those
@@ -24,7 +24,11 @@ small medium large big tiny huge one two three four five six seven eight nine te
 left right top bottom center middle upper lower corner background foreground
 moving moves move up down still static appears disappears grows shrinks changes
 do does see count number objects object shapes i you please briefly short sentence option options choose
-correct letter b c d e true false first second last between above below next than more less same different""".split()
+correct letter b c d e true false first second last between above below next than more less same different
+after any appear be call can choice choices clip coloured comes contain depict description doing drawn during explain
+few figure figures for form found geometric give go going happens has have here holds identify items its kind locate
+located location make me motion multiple name opposite over part pick plus position present provide region reply
+respond s select show shows sides summarize take tell time twelve visible way whether words would write""".split()
 
 def tiny_tokenizer(words: Iterable[str] = TINY_WORDS, vocab_size: int = TINY_VOCAB) -> PreTrainedTokenizerFast:
     "A word-level tokenizer over `words` (lower-cased; digits and punctuation are single tokens), at most `vocab_size` ids."
