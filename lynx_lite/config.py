@@ -83,14 +83,14 @@ class VideoConfig:
     num_frames: int = 5
     frame_pos_embed: bool = True
 
-# %% ../nbs/00_config.ipynb #09adfcfb
+# %% ../nbs/00_config.ipynb #67b37b09
 @dataclass
 class TextConfig:
     "Chat format, truncation and padding."
     template: str = "User: {question}\nBot: {answer}"  # one turn; the prompt is everything before {answer}
     lowercase: bool = True  # lower-case the prompt (the original does), never the answer
-    max_prompt_tokens: int = 40  # per turn, BOS included; longer prompts keep their end (left truncation)
-    truncate_prompt: bool = True  # False: a longer prompt is an error instead
+    max_prompt_tokens: int = 40  # per turn, BOS included
+    truncate_prompt: bool = False  # True: keep the end of a longer prompt (the original); False: it is bad input
     max_answer_tokens: int = 64
     max_length: int = 2048  # a whole sample's text tokens at most
     padding_side: Literal["left", "right"] = "left"
@@ -178,7 +178,7 @@ def get_preset(name: str, **overrides) -> LynxConfig:
     cfg = copy.deepcopy(_PRESETS[name])
     return cfg.replace(**overrides) if overrides else cfg
 
-# %% ../nbs/00_config.ipynb #3126bf13
+# %% ../nbs/00_config.ipynb #2f62ef07
 TINY_VOCAB = 512
 
 def _tiny() -> LynxConfig:
@@ -197,7 +197,7 @@ def _tiny() -> LynxConfig:
         adapters=AdapterConfig(kind="adapter", every=2, bottleneck=32),
         fusion=FusionConfig(mode="prefix", xattn_every=2, xattn_heads=4, xattn_head_dim=16, xattn_ff_mult=2),
         video=VideoConfig(num_frames=4),
-        text=TextConfig(max_prompt_tokens=48, max_answer_tokens=16, max_length=248))  # 256 positions - 8 queries
+        text=TextConfig(max_prompt_tokens=48, max_answer_tokens=40, max_length=248))  # 256 positions - 8 queries
 
 def _lynx_7b() -> LynxConfig:
     return LynxConfig(
@@ -211,7 +211,7 @@ def _lynx_7b() -> LynxConfig:
                                   rms_norm_eps=1e-6, tie_word_embeddings=False), dtype="float16"),
         adapters=AdapterConfig(kind="adapter", every=2, start=0, bottleneck=2048, init="lynx"),
         video=VideoConfig(num_frames=5),
-        text=TextConfig(max_prompt_tokens=40, max_answer_tokens=64, max_length=2048 - 32))
+        text=TextConfig(max_prompt_tokens=40, truncate_prompt=True, max_answer_tokens=64, max_length=2048 - 32))
 
 register_preset("tiny", _tiny())
 register_preset("tiny-xattn", _tiny().replace(**{"fusion.mode": "xattn", "adapters.kind": "none"}))

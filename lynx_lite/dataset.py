@@ -17,7 +17,7 @@ from .text import TooLongError, encode_conversation, pad_batch
 # %% auto #0
 __all__ = ['LynxDataset', 'Collator']
 
-# %% ../nbs/14_dataset.ipynb #362cf698
+# %% ../nbs/14_dataset.ipynb #56ba3cf0
 class LynxDataset(Dataset):
     "Records -> dicts of input_ids, labels (lists), pixel_values ((3,S,S), (T,3,S,S) or None), kind."
     def __init__(self, records: Sequence[Record], tokenizer: PreTrainedTokenizerBase, config: LynxConfig, strict: bool = False,
@@ -34,7 +34,7 @@ class LynxDataset(Dataset):
             elif r.image: pixels = image_to_pixels(load_image(r.image), self.cfg.vision)
             else: pixels = None
         except MediaError as e: raise BadSample(e.reason, r.source, r.line, str(e)) from e
-        except TooLongError as e: raise BadSample("too_long", r.source, r.line, f"{e}; shorten the sample or raise text.max_length") from e
+        except TooLongError as e: raise BadSample("too_long", r.source, r.line, f"{e}; shorten the sample, or raise text.max_prompt_tokens / text.max_length (or set text.truncate_prompt)") from e
         return dict(input_ids=ids, labels=labels, pixel_values=pixels, kind=r.kind)
 
     def __getitem__(self, i: int) -> dict:

@@ -60,7 +60,7 @@ def load_image(path: str | Path, max_pixels: int = MAX_IMAGE_PIXELS) -> Image.Im
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
         raise MediaError("corrupt_image", path, f"cannot decode the image ({type(e).__name__}: {e}); re-export it as PNG or JPEG") from e
 
-# %% ../nbs/12_media.ipynb #84db39d3
+# %% ../nbs/12_media.ipynb #ef7e0973
 def resize_crop(img: Image.Image, size: int) -> Image.Image:
     "Resize the short side to `size` (bicubic) and centre-crop to `size`²."
     w, h = img.size
@@ -72,7 +72,7 @@ def resize_crop(img: Image.Image, size: int) -> Image.Image:
 
 def normalize(arr: np.ndarray, mean, std) -> torch.Tensor:
     "uint8 (..., H, W, 3) -> float (..., 3, H, W), scaled to [0, 1] and normalised."
-    t = torch.from_numpy(np.ascontiguousarray(arr)).float().div_(255)
+    t = torch.from_numpy(np.array(arr, dtype=np.float32)).div_(255)
     t = (t - torch.tensor(mean)) / torch.tensor(std)
     return t.movedim(-1, -3).contiguous()
 

@@ -11,7 +11,7 @@ from torch.utils.data import ConcatDataset, Dataset, Sampler
 # %% auto #0
 __all__ = ['MixtureSampler', 'mixture']
 
-# %% ../nbs/15_mixture.ipynb #fee012b6
+# %% ../nbs/15_mixture.ipynb #696470d8
 class MixtureSampler(Sampler[int]):
     "Indices into `ConcatDataset(datasets)`, drawing source i in proportion to `ratios[i]`; `num_samples` per epoch."
     def __init__(self, sizes: Sequence[int], ratios: Sequence[float], num_samples: int | None = None, seed: int = 0):
@@ -27,9 +27,10 @@ class MixtureSampler(Sampler[int]):
 
     def __len__(self) -> int: return self.num_samples
 
-    def _pick(self) -> int:
-        k = self.position + 1
-        return max(range(len(self.sizes)), key=lambda i: (self.ratios[i] * k - self.counts[i], -i) if self.ratios[i] > 0 else (-float("inf"), 0))
+    def _pick(self, position: int, counts: list[int]) -> int:
+        "The source of draw number `position` (0-based), given the counts drawn so far."
+        k = position + 1
+        return max(range(len(self.sizes)), key=lambda i: (self.ratios[i] * k - counts[i], -i) if self.ratios[i] > 0 else (-float("inf"), 0))
 
     def _index(self, src: int, count: int) -> int:
         epoch, j = divmod(count, self.sizes[src])
@@ -39,12 +40,18 @@ class MixtureSampler(Sampler[int]):
     def __iter__(self) -> Iterator[int]:
         end = (self.position // self.num_samples + 1) * self.num_samples
         while self.position < end:
-            src = self._pick()
+            src = self._pick(self.position, self.counts)
             idx = self._index(src, self.counts[src])
             self.counts[src] += 1; self.position += 1
             yield idx
 
     def state_dict(self) -> dict: return dict(position=self.position, counts=list(self.counts), seed=self.seed)
+
+    def state_at(self, position: int) -> dict:
+        "The state after `position` draws, by replay: use the number of samples a run has *consumed* (data-loader workers prefetch ahead of it)."
+        counts = [0] * len(self.sizes)
+        for k in range(position): counts[self._pick(k, counts)] += 1
+        return dict(position=position, counts=counts, seed=self.seed)
 
     def load_state_dict(self, state: dict) -> None:
         if state["seed"] != self.seed: raise ValueError(f"state was saved with seed {state['seed']}, this sampler has {self.seed}")
