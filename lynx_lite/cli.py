@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse, json, sys
 
 # %% auto #0
-__all__ = ['parameter_counts', 'build_parser', 'main']
+__all__ = ['parameter_counts', 'parse_overrides', 'build_parser', 'main']
 
 # %% ../nbs/09_cli.ipynb #a0d97e1e
 def parameter_counts(preset: str, stage: int = 1) -> dict:
@@ -21,7 +21,7 @@ def parameter_counts(preset: str, stage: int = 1) -> dict:
     counts = freeze_for_stage(model, stage, verbose=False)
     return dict(preset=preset, stage=stage, parts={k: v for k, v in counts.items() if k != "all"}, **counts["all"])
 
-# %% ../nbs/09_cli.ipynb #cf8a3262
+# %% ../nbs/09_cli.ipynb #274100fb
 def _cmd_params(args) -> None:
     counts = parameter_counts(args.preset, args.stage)
     if args.json: print(json.dumps(counts, indent=2)); return
@@ -37,6 +37,34 @@ def _cmd_shapes(args) -> None:
     from lynx_lite.shapes import write_dataset
     summary = write_dataset(args.out, args.images, args.videos, args.seed, args.size, args.frames, args.prompts)
     print(json.dumps(summary, indent=2))
+
+def parse_overrides(items: list[str]) -> dict:
+    "`key=value` strings -> {key: value}, values parsed as YAML (numbers, booleans, lists, dicts)."
+    import yaml
+    out = {}
+    for item in items:
+        if "=" not in item: raise ValueError(f"override {item!r} is not key=value")
+        key, value = item.split("=", 1)
+        out[key.strip()] = yaml.safe_load(value)
+    return out
+
+def _cmd_train(args) -> None:
+    from lynx_lite.train import TrainConfig, get_recipe, train
+    if bool(args.config) == bool(args.recipe): raise ValueError("give exactly one of --config FILE or --recipe NAME")
+    cfg = TrainConfig.from_file(args.config) if args.config else get_recipe(args.recipe)
+    cfg = cfg.replace(**parse_overrides(args.overrides))
+    summary = train(cfg, resume=args.resume)
+    if summary["losses"]:
+        print(f"done: {summary['steps']} steps, final loss {summary['losses'][-1]:.4f}, {summary['samples_per_s']:.1f} samples/s, "
+              f"skipped {summary['skipped'] or 'none'}; model in {summary['out_dir']}/model")
+
+def _cmd_recipes(args) -> None:
+    from lynx_lite.train import RECIPES, get_recipe
+    print(get_recipe(args.name).to_yaml() if args.name else "\n".join(sorted(RECIPES)))
+
+def _cmd_launch_files(args) -> None:
+    from lynx_lite.train import write_launch_files
+    for p in write_launch_files(args.folder, args.num_processes): print(p)
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="lynx-lite", description="Learn, reproduce and extend Lynx (arXiv 2307.02469).")
@@ -57,6 +85,19 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--frames", type=int, default=8, help="frames per video")
     s.add_argument("--prompts", choices=("diverse", "single"), default="diverse", help="instruction templates")
     s.set_defaults(func=_cmd_shapes)
+    s = sub.add_parser("train", help="train a stage: --recipe NAME or --config FILE, then key=value overrides")
+    s.add_argument("--config", help="a YAML or JSON TrainConfig file")
+    s.add_argument("--recipe", help="a built-in recipe (see `lynx-lite recipes`)")
+    s.add_argument("--resume", action="store_true", help="continue from the run's latest checkpoint")
+    s.add_argument("overrides", nargs="*", help="key=value overrides, e.g. max_steps=50 model_overrides.adapters.kind=lora")
+    s.set_defaults(func=_cmd_train)
+    s = sub.add_parser("recipes", help="list the training recipes, or print one as YAML")
+    s.add_argument("name", nargs="?")
+    s.set_defaults(func=_cmd_recipes)
+    s = sub.add_parser("launch-files", help="write accelerate configs (ddp, fsdp, zero2, zero3) and DeepSpeed JSONs")
+    s.add_argument("folder")
+    s.add_argument("--num-processes", type=int, default=8)
+    s.set_defaults(func=_cmd_launch_files)
     return p
 
 def main(argv: list[str] | None = None) -> int:

@@ -29,7 +29,7 @@ def build_llm(lc: LLMConfig, pretrained: bool = True, **from_pretrained_kwargs) 
         return AutoModelForCausalLM.from_pretrained(lc.name_or_path, dtype=dtype, **from_pretrained_kwargs)
     return AutoModelForCausalLM.from_config(AutoConfig.for_model(lc.model_type, **lc.config), dtype=dtype)
 
-# %% ../nbs/06_model.ipynb #0217ff4d
+# %% ../nbs/06_model.ipynb #837acb73
 class LynxModel(nn.Module):
     "Lynx: `vision` (frozen tower + frame embedding) -> `bridge` (resampler) -> `llm` (frozen, with adapters)."
     def __init__(self, config: LynxConfig, pretrained: bool = True, **llm_kwargs):
@@ -37,6 +37,9 @@ class LynxModel(nn.Module):
         self.config = config
         self.vision = VisionTower(config.vision, config.video, pretrained)
         self.llm = build_llm(config.llm, pretrained, **llm_kwargs)
+        if getattr(self.llm, "is_loaded_in_4bit", False) or getattr(self.llm, "is_loaded_in_8bit", False):
+            from peft import prepare_model_for_kbit_training  # QLoRA: norms to fp32, base frozen, input grads on
+            self.llm = prepare_model_for_kbit_training(self.llm, use_gradient_checkpointing=False)
         if config.llm.frozen: self.llm.requires_grad_(False)
         dim = hidden_size(self.llm)
         self.bridge = PerceiverResampler(config.bridge, self.vision.hidden_size, dim)

@@ -14,17 +14,25 @@ from .freeze import part_of
 from .model import LynxModel
 
 # %% auto #0
-__all__ = ['CONFIG_NAME', 'WEIGHTS_NAME', 'FORMAT', 'BASE_PARTS', 'trainable_state_dict', 'save_pretrained', 'load_pretrained',
-           'load_tokenizer']
+__all__ = ['CONFIG_NAME', 'WEIGHTS_NAME', 'FORMAT', 'BASE_PARTS', 'referenced_bases', 'trainable_state_dict', 'save_pretrained',
+           'load_pretrained', 'load_tokenizer']
 
-# %% ../nbs/08_serialization.ipynb #ac93abf0
+# %% ../nbs/08_serialization.ipynb #22b0f4a7
 CONFIG_NAME, WEIGHTS_NAME = "config.json", "model.safetensors"
 FORMAT = "lynx_lite"
 BASE_PARTS = ("vision", "llm")
 
+def referenced_bases(model: LynxModel) -> list[str]:
+    "The base parts (vision, llm) that a trainable-only save references by `name_or_path` instead of storing."
+    return [p for p in BASE_PARTS if getattr(model.config, p).name_or_path]
+
 def trainable_state_dict(model: LynxModel) -> dict[str, torch.Tensor]:
-    "The weights of the parts lynx_lite adds (frame embedding, bridge, adapters): what a trainable-only save stores."
-    return {n: p.detach().contiguous() for n, p in model.named_parameters() if part_of(n) not in BASE_PARTS}
+    "What a trainable-only save stores: every weight except those of the referenced bases."
+    skip, out, seen = referenced_bases(model), {}, set()
+    for n, t in model.state_dict().items():
+        if part_of(n) in skip or t.data_ptr() in seen: continue  # tied weights (GPT-2's head) are stored once
+        seen.add(t.data_ptr()); out[n] = t.detach().contiguous()
+    return out
 
 def _config_for_full_save(model: LynxModel) -> LynxConfig:
     "A config that rebuilds the bases from their own configs (copied from the live models) instead of a download."
@@ -36,18 +44,11 @@ def _config_for_full_save(model: LynxModel) -> LynxConfig:
         sub.config = d
     return cfg
 
-# %% ../nbs/08_serialization.ipynb #8492093c
+# %% ../nbs/08_serialization.ipynb #0f616b04
 def save_pretrained(model: LynxModel, path: str | os.PathLike, trainable_only: bool = False, tokenizer=None) -> Path:
     "Write `config.json` + `model.safetensors` (+ the tokenizer) to `path`."
     path = Path(path)
-    if trainable_only:
-        missing = [p for p in BASE_PARTS if not getattr(model.config, p).name_or_path]
-        if missing:
-            raise ValueError(f"trainable_only=True stores no {' or '.join(missing)} weights, so config.{missing[0]}.name_or_path "
-                             "must name a hub id or a local folder to load them from; save the bases with their "
-                             "save_pretrained and set it, or save the full model (trainable_only=False)")
-        cfg = model.config
-    else: cfg = _config_for_full_save(model)
+    cfg = model.config if trainable_only else _config_for_full_save(model)
     path.mkdir(parents=True, exist_ok=True)
     if trainable_only: save_file(trainable_state_dict(model), path / WEIGHTS_NAME, metadata={"format": "pt"})
     else: save_model(model, str(path / WEIGHTS_NAME), metadata={"format": "pt"})  # de-duplicates tied weights
@@ -56,7 +57,7 @@ def save_pretrained(model: LynxModel, path: str | os.PathLike, trainable_only: b
     if tokenizer is not None: tokenizer.save_pretrained(path)
     return path
 
-# %% ../nbs/08_serialization.ipynb #07c67290
+# %% ../nbs/08_serialization.ipynb #23222cc8
 def _resolve(path_or_id: str | os.PathLike) -> Path:
     p = Path(path_or_id)
     if p.is_dir(): return p
@@ -78,9 +79,8 @@ def load_pretrained(path_or_id: str | os.PathLike, **llm_kwargs) -> LynxModel:
     if not meta["trainable_only"]:
         load_model(model, str(path / WEIGHTS_NAME), strict=True)
         return model
-    state = load_file(path / WEIGHTS_NAME)
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    missing = [k for k in missing if part_of(k) not in BASE_PARTS]
+    missing, unexpected = load_model(model, str(path / WEIGHTS_NAME), strict=False)  # knows about tied weights
+    missing = [k for k in missing if part_of(k) not in referenced_bases(model)]
     if missing or unexpected:
         raise ValueError(f"{path / WEIGHTS_NAME} does not fit the model: missing {missing[:5]}, unexpected {unexpected[:5]}")
     return model

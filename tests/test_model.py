@@ -175,3 +175,17 @@ def test_train_mode_reaches_only_new_modules():
     assert dropouts and all(dropouts.values())  # LoRA dropout is active while training ...
     m.eval()
     assert not any(mod.training for mod in m.modules())  # ... and off in eval
+
+
+def test_trainable_only_save_stores_unreferenced_bases(tmp_path, batch, images):
+    "A base with no name_or_path cannot be referenced, so a trainable-only save stores it (tied GPT-2 head included)."
+    m = build(llm="gpt2", seed=2).eval()
+    m.vision.model.save_pretrained(tmp_path / "tower")
+    m.config.vision.name_or_path = str(tmp_path / "tower")
+    m.save_pretrained(tmp_path / "lynx", trainable_only=True)
+    from safetensors import safe_open
+    with safe_open(tmp_path / "lynx" / "model.safetensors", "pt") as f: keys = list(f.keys())
+    assert not any(k.startswith("vision.model.") for k in keys) and any(k.startswith("llm.") for k in keys)
+    m2 = LynxModel.from_pretrained(tmp_path / "lynx").eval()
+    with torch.no_grad():
+        assert torch.equal(m2(**batch, pixel_values=images).logits, m(**batch, pixel_values=images).logits)
