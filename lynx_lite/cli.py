@@ -22,7 +22,7 @@ def parameter_counts(preset: str, stage: int = 1) -> dict:
     counts = freeze_for_stage(model, stage, verbose=False)
     return dict(preset=preset, stage=stage, parts={k: v for k, v in counts.items() if k != "all"}, **counts["all"])
 
-# %% ../nbs/09_cli.ipynb #1141d91e
+# %% ../nbs/09_cli.ipynb #647bb517
 def _cmd_params(args) -> None:
     counts = parameter_counts(args.preset, args.stage)
     if args.json: print(json.dumps(counts, indent=2)); return
@@ -77,7 +77,8 @@ def _cmd_eval(args) -> None:
     gen = parse_overrides(args.generate)
     for bench in args.bench:
         out = Path(args.out) / bench if len(args.bench) > 1 else Path(args.out)
-        res = evaluate(model, tok, bench, args.data, out, batch_size=args.batch_size, judge=get_judge(args.judge),
+        judge_kw = {k: v for k, v in dict(base_url=args.judge_base_url, model=args.judge_model).items() if v} if args.judge == "http" else {}
+        res = evaluate(model, tok, bench, args.data, out, batch_size=args.batch_size, judge=get_judge(args.judge, **judge_kw),
                        limit=args.limit, model_name=str(args.checkpoint), **gen)
         print(json.dumps({"bench": bench, "n": res["n"], "metrics": res["metrics"], "results": str(out / "results.json")}, indent=2))
 
@@ -127,6 +128,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", default="eval", help="output folder (one subfolder per bench when several)")
     s.add_argument("--batch-size", type=int, default=16)
     s.add_argument("--judge", default="rule", help="open-answer judge: rule | http | hf:<model>")
+    s.add_argument("--judge-base-url", help="http judge: OpenAI-compatible base URL (default $LYNX_JUDGE_BASE_URL); key from $LYNX_JUDGE_API_KEY")
+    s.add_argument("--judge-model", help="http judge: model name (default $LYNX_JUDGE_MODEL)")
     s.add_argument("--limit", type=int, help="only the first N items")
     s.add_argument("--generate", nargs="*", default=[], help="generation settings as key=value, e.g. num_beams=5")
     s.set_defaults(func=_cmd_eval)

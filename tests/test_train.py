@@ -97,3 +97,17 @@ def test_bad_samples_never_stop_a_run(tmp_path, shapes):
     s = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert s["skipped"]["malformed_json"] == 1 and s["skipped"]["bad_record"] == 1 and s["skipped"]["missing_file"] >= 1
     assert s["steps"] == 8
+
+
+def test_fsdp2_shards_lynx_on_cpu(tmp_path):
+    "accelerate's FSDP plugin falls back to DDP on CPU, but torch's FSDP2 `fully_shard` shards LynxModel over gloo."
+    torchrun = shutil.which("torchrun")
+    if torchrun is None: pytest.skip("torchrun not found")
+    r = subprocess.run([torchrun, "--nproc_per_node", "2", "--master_port", "29547", str(Path(__file__).parent / "fsdp2_worker.py")],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    outs = sorted((json.loads(l) for l in r.stdout.splitlines() if l.startswith("{")), key=lambda d: d["rank"])
+    assert [o["rank"] for o in outs] == [0, 1] and all(o["world"] == 2 for o in outs)
+    assert all(o["local"] == [64, 64] and o["full"] == [128, 64] for o in outs)  # each rank holds half of the weight
+    assert outs[0]["digest"] == outs[1]["digest"]  # and after 10 steps both see the same full weights
+    assert all(o["losses"][-1] < 0.5 * o["losses"][0] for o in outs)
