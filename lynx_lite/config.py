@@ -10,7 +10,8 @@ from typing import Any, Literal
 
 # %% auto #0
 __all__ = ['CLIP_MEAN', 'CLIP_STD', 'PARTS', 'TINY_VOCAB', 'VisionConfig', 'BridgeConfig', 'LLMConfig', 'AdapterConfig',
-           'FusionConfig', 'VideoConfig', 'TextConfig', 'LynxConfig', 'register_preset', 'list_presets', 'get_preset']
+           'FusionConfig', 'VideoConfig', 'TextConfig', 'apply_overrides', 'LynxConfig', 'register_preset',
+           'list_presets', 'get_preset']
 
 # %% ../nbs/00_config.ipynb #8d5bf7c1
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -99,7 +100,23 @@ class TextConfig:
         if self.template.count("{question}") != 1 or self.template.count("{answer}") != 1 or not self.template.endswith("{answer}"):
             raise ValueError(f"template must contain {{question}} once and end with {{answer}}, got {self.template!r}")
 
-# %% ../nbs/00_config.ipynb #438d0be0
+# %% ../nbs/00_config.ipynb #b5efea00
+def apply_overrides(d: dict, overrides: dict, strict: bool = True, name: str = "config") -> dict:
+    """Set `{'a.b.c': value}` in the nested dict `d`, in place. Every key must exist; with `strict=False` only the
+    top-level one must (deeper keys may be new)."""
+    for key, value in overrides.items():
+        *path, last = key.split(".")
+        node = d
+        for depth, k in enumerate([*path, last]):
+            if not isinstance(node, dict) or (k not in node and (strict or depth == 0)):
+                known = ", ".join(sorted(d)) if depth == 0 else ""
+                raise KeyError(f"unknown {name} key {key!r}" + (f"; known: {known}" if known else ""))
+            if depth < len(path):
+                if node.get(k) is None: node[k] = {}  # e.g. `shapes.images=...` when `shapes` is unset
+                node = node[k]
+        node[last] = value
+    return d
+
 PARTS = ("vision", "frame_pos", "bridge", "adapters", "llm")
 _DEFAULT_TRAINABLE = ["frame_pos", "bridge", "adapters"]
 
@@ -147,16 +164,7 @@ class LynxConfig:
 
     def replace(self, **overrides) -> "LynxConfig":
         "A copy with dotted overrides, e.g. `cfg.replace(**{'bridge.depth': 2, 'fusion.mode': 'xattn'})`."
-        d = self.to_dict()
-        for key, value in overrides.items():
-            *path, last = key.split(".")
-            node = d
-            for p in path:
-                if not isinstance(node, dict) or p not in node: raise KeyError(f"unknown config key {key!r}")
-                node = node[p]
-            if last not in node: raise KeyError(f"unknown config key {key!r}")
-            node[last] = value
-        return LynxConfig.from_dict(d)
+        return LynxConfig.from_dict(apply_overrides(self.to_dict(), overrides))
 
 _SUB = dict(vision=VisionConfig, bridge=BridgeConfig, llm=LLMConfig, adapters=AdapterConfig,
             fusion=FusionConfig, video=VideoConfig, text=TextConfig)

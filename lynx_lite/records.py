@@ -12,8 +12,8 @@ from typing import Iterator
 from .prompts import phrase
 
 # %% auto #0
-__all__ = ['log', 'IMAGE_SUFFIXES', 'BadSample', 'SkipLog', 'handle', 'Record', 'read_jsonl', 'read_records_file', 'load_pairs',
-           'load_conversations', 'load_text_instructions', 'load_mme']
+__all__ = ['log', 'IMAGE_SUFFIXES', 'BadSample', 'SkipLog', 'handle', 'Record', 'read_jsonl', 'read_records_file', 'media_paths',
+           'load_pairs', 'load_conversations', 'load_text_instructions', 'load_openvqa', 'load_mcq', 'load_mme']
 
 # %% ../nbs/13_records.ipynb #4c629579
 log = logging.getLogger("lynx_lite.data")
@@ -45,7 +45,7 @@ def handle(err: BadSample, strict: bool, skips: SkipLog | None) -> None:
     if strict: raise err
     (skips if skips is not None else SkipLog())(err)
 
-# %% ../nbs/13_records.ipynb #7ab75c10
+# %% ../nbs/13_records.ipynb #3f45b02e
 @dataclass
 class Record:
     "One sample before decoding: turns [(question, answer)], an optional image or video path, and its origin."
@@ -85,20 +85,21 @@ def read_records_file(path: str | Path, strict: bool = True, skips: SkipLog | No
         if isinstance(obj, dict): yield i, obj
         else: handle(BadSample("bad_record", path, i, f"item {i} is a {type(obj).__name__}, not an object"), strict, skips)
 
-def _media(obj: dict, base: Path) -> dict:
+def media_paths(obj: dict, base: Path) -> dict:
+    "{'image'|'video': path} of a record, relative paths resolved against `base`."
     out = {}
     for key in ("image", "video"):
         if obj.get(key): out[key] = (base / obj[key]) if not Path(obj[key]).is_absolute() else Path(obj[key])
     return out
 
-# %% ../nbs/13_records.ipynb #c108624d
+# %% ../nbs/13_records.ipynb #57f29ec4
 def load_pairs(path: str | Path, prompts: str = "diverse", seed: int = 0, strict: bool = True,
                skips: SkipLog | None = None, media_root: str | Path | None = None) -> list[Record]:
     "Image/video-text pairs (JSONL `{image|video, caption}`); each gets a caption instruction drawn with `seed` + line."
     path = Path(path); base = Path(media_root) if media_root else path.parent
     out = []
     for n, obj in read_jsonl(path, strict, skips):
-        caption, media = obj.get("caption", obj.get("text")), _media(obj, base)
+        caption, media = obj.get("caption", obj.get("text")), media_paths(obj, base)
         if not isinstance(caption, str) or not caption.strip() or not media:
             handle(BadSample("bad_record", path, n, 'a pair needs "image" or "video" and a non-empty "caption"'), strict, skips); continue
         task = "video_caption" if "video" in media else "caption"
@@ -119,7 +120,7 @@ def load_conversations(path: str | Path, strict: bool = True, skips: SkipLog | N
             continue
         clean = lambda s: s.replace("<image>", "").replace("<video>", "").strip()
         turns = [(clean(conv[i]["value"]), conv[i + 1]["value"].strip()) for i in range(0, len(conv), 2)]
-        out.append(Record(turns, source=str(path), line=n, meta={"id": obj.get("id")}, **_media(obj, base)))
+        out.append(Record(turns, source=str(path), line=n, meta={"id": obj.get("id")}, **media_paths(obj, base)))
     return out
 
 def load_text_instructions(path: str | Path, strict: bool = True, skips: SkipLog | None = None) -> list[Record]:
@@ -132,7 +133,32 @@ def load_text_instructions(path: str | Path, strict: bool = True, skips: SkipLog
         out.append(Record([(ins.strip() + (f"\n{inp.strip()}" if inp.strip() else ""), outp)], source=str(path), line=n))
     return out
 
-# %% ../nbs/13_records.ipynb #9a559e97
+# %% ../nbs/13_records.ipynb #b6215bbe
+def load_openvqa(path: str | Path, media_root: str | Path | None = None) -> list[Record]:
+    "Open-VQA JSONL (images or videos): one record per question, meta = index, answers (list), cls."
+    path = Path(path); base = Path(media_root) if media_root else path.parent
+    out = []
+    for n, obj in read_jsonl(path):
+        media, answers = media_paths(obj, base), obj.get("answer")
+        answers = [answers] if isinstance(answers, str) else answers
+        if not isinstance(obj.get("question"), str) or not media or not isinstance(answers, list) or not answers:
+            raise BadSample("bad_record", path, n, "an Open-VQA record needs 'question', 'answer' (a list) and 'image' or 'video'")
+        out.append(Record([(obj["question"], None)], source=str(path), line=n, **media,
+                          meta=dict(index=obj.get("index", n), answers=[str(a) for a in answers], cls=obj.get("class", "all"))))
+    return out
+
+def load_mcq(path: str | Path, media_root: str | Path | None = None) -> list[Record]:
+    "Multiple-choice JSONL: meta = options, answer (letter)."
+    path = Path(path); base = Path(media_root) if media_root else path.parent
+    out = []
+    for n, obj in read_jsonl(path):
+        if not all(k in obj for k in ("question", "options", "answer")) or not media_paths(obj, base):
+            raise BadSample("bad_record", path, n, "a multiple-choice record needs image (or video), question, options and answer")
+        out.append(Record([(obj["question"], None)], source=str(path), line=n, **media_paths(obj, base),
+                          meta=dict(options=obj["options"], answer=obj["answer"])))
+    return out
+
+# %% ../nbs/13_records.ipynb #a4d48983
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 
 def _mme_items(sub: Path) -> Iterator[tuple[Path, Path]]:

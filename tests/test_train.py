@@ -103,10 +103,10 @@ def test_fsdp2_shards_lynx_on_cpu(tmp_path):
     "accelerate's FSDP plugin falls back to DDP on CPU, but torch's FSDP2 `fully_shard` shards LynxModel over gloo."
     torchrun = shutil.which("torchrun")
     if torchrun is None: pytest.skip("torchrun not found")
-    r = subprocess.run([torchrun, "--nproc_per_node", "2", "--master_port", "29547", str(Path(__file__).parent / "fsdp2_worker.py")],
+    r = subprocess.run([torchrun, "--nproc_per_node", "2", "--master_port", "29547", str(Path(__file__).parent / "fsdp2_worker.py"), str(tmp_path)],
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
-    outs = sorted((json.loads(l) for l in r.stdout.splitlines() if l.startswith("{")), key=lambda d: d["rank"])
+    outs = [json.loads((tmp_path / f"rank{i}.json").read_text()) for i in range(2)]
     assert [o["rank"] for o in outs] == [0, 1] and all(o["world"] == 2 for o in outs)
     assert all(o["local"] == [64, 64] and o["full"] == [128, 64] for o in outs)  # each rank holds half of the weight
     assert outs[0]["digest"] == outs[1]["digest"]  # and after 10 steps both see the same full weights
