@@ -22,7 +22,7 @@ def parameter_counts(preset: str, stage: int = 1) -> dict:
     counts = freeze_for_stage(model, stage, verbose=False)
     return dict(preset=preset, stage=stage, parts={k: v for k, v in counts.items() if k != "all"}, **counts["all"])
 
-# %% ../nbs/09_cli.ipynb #647bb517
+# %% ../nbs/09_cli.ipynb #5590a63a
 def _cmd_params(args) -> None:
     counts = parameter_counts(args.preset, args.stage)
     if args.json: print(json.dumps(counts, indent=2)); return
@@ -93,6 +93,31 @@ def _cmd_report(args) -> None:
     from lynx_lite.evaluate import report
     print(report(args.results, args.out, args.names.split(",") if args.names else None))
 
+def _load(checkpoint: str | None):
+    from lynx_lite.model import LynxModel, configure_tokens
+    from lynx_lite.serialization import load_tokenizer
+    if not checkpoint:
+        raise ValueError("pass --checkpoint PATH_OR_HUB_ID, e.g. runs/tiny-stage2/model after "
+                         "`lynx-lite train --recipe tiny-cpu-stage1` and `lynx-lite train --recipe tiny-cpu-stage2`")
+    model, tok = LynxModel.from_pretrained(checkpoint), load_tokenizer(checkpoint)
+    configure_tokens(model, tok)
+    return model.eval(), tok
+
+def _cmd_chat(args) -> None:
+    from lynx_lite.demo import stream_answer
+    if args.image and args.video: raise ValueError("give --image or --video, not both")
+    model, tok = _load(args.checkpoint)
+    shown = ""
+    for shown in stream_answer(model, tok, args.question, args.video or args.image, **parse_overrides(args.generate)):
+        pass
+    print(shown)
+
+def _cmd_demo(args) -> None:
+    from lynx_lite.demo import build_demo, launch_demo
+    model, tok = _load(args.checkpoint)
+    print(f"serving on http://{args.host}:{args.port or 7860}")
+    launch_demo(build_demo(model, tok), host=args.host, port=args.port, concurrency=args.concurrency, max_file_size=args.max_file_size)
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="lynx-lite", description="Learn, reproduce and extend Lynx (arXiv 2307.02469).")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -131,7 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--judge-base-url", help="http judge: OpenAI-compatible base URL (default $LYNX_JUDGE_BASE_URL); key from $LYNX_JUDGE_API_KEY")
     s.add_argument("--judge-model", help="http judge: model name (default $LYNX_JUDGE_MODEL)")
     s.add_argument("--limit", type=int, help="only the first N items")
-    s.add_argument("--generate", nargs="*", default=[], help="generation settings as key=value, e.g. num_beams=5")
+    s.add_argument("--generate", action="append", default=[], metavar="KEY=VALUE", help="a generation setting, e.g. num_beams=5 (repeatable)")
     s.set_defaults(func=_cmd_eval)
     s = sub.add_parser("score", help="score benchmark result files written by any model")
     s.add_argument("bench", choices=("mme",))
@@ -143,6 +168,19 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", default="report")
     s.add_argument("--names", help="comma-separated run names")
     s.set_defaults(func=_cmd_report)
+    s = sub.add_parser("chat", help="one answer about an image or a video")
+    s.add_argument("--checkpoint", help="a folder or hub id written by save_pretrained")
+    s.add_argument("--image"); s.add_argument("--video")
+    s.add_argument("--generate", action="append", default=[], metavar="KEY=VALUE", help="a generation setting, e.g. max_new_tokens=32 (repeatable)")
+    s.add_argument("question")
+    s.set_defaults(func=_cmd_chat)
+    s = sub.add_parser("demo", help="serve a Gradio chat app (one process)")
+    s.add_argument("--checkpoint", help="a folder or hub id written by save_pretrained")
+    s.add_argument("--host", default="127.0.0.1", help="bind address (127.0.0.1: this machine only)")
+    s.add_argument("--port", type=int)
+    s.add_argument("--concurrency", type=int, default=4, help="requests served at once; the rest wait in the queue")
+    s.add_argument("--max-file-size", default="50mb", help="upload limit")
+    s.set_defaults(func=_cmd_demo)
     s = sub.add_parser("launch-files", help="write accelerate configs (ddp, fsdp, zero2, zero3) and DeepSpeed JSONs")
     s.add_argument("folder")
     s.add_argument("--num-processes", type=int, default=8)
