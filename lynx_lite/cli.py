@@ -22,7 +22,7 @@ def parameter_counts(preset: str, stage: int = 1) -> dict:
     counts = freeze_for_stage(model, stage, verbose=False)
     return dict(preset=preset, stage=stage, parts={k: v for k, v in counts.items() if k != "all"}, **counts["all"])
 
-# %% ../nbs/09_cli.ipynb #5590a63a
+# %% ../nbs/09_cli.ipynb #c46d41e6
 def _cmd_params(args) -> None:
     counts = parameter_counts(args.preset, args.stage)
     if args.json: print(json.dumps(counts, indent=2)); return
@@ -118,6 +118,13 @@ def _cmd_demo(args) -> None:
     print(f"serving on http://{args.host}:{args.port or 7860}")
     launch_demo(build_demo(model, tok), host=args.host, port=args.port, concurrency=args.concurrency, max_file_size=args.max_file_size)
 
+def _cmd_quickstart(args) -> None:
+    from dataclasses import replace
+    from lynx_lite.quickstart import SMOKE, QuickstartConfig, format_summary, quickstart
+    qc = replace(SMOKE if args.smoke else QuickstartConfig(), **({"out": args.out} if args.out else {}))
+    s = quickstart(qc)
+    print(format_summary(s)); print(f"{s['minutes']:.1f} min; model in {Path(s['out']) / 'model'}")
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="lynx-lite", description="Learn, reproduce and extend Lynx (arXiv 2307.02469).")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -168,6 +175,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", default="report")
     s.add_argument("--names", help="comma-separated run names")
     s.set_defaults(func=_cmd_report)
+    s = sub.add_parser("quickstart", help="the whole recipe offline on CPU: data, stand-ins, stage 1, stage 2, eval")
+    s.add_argument("--out", help="folder (default ~/.cache/lynx_lite/quickstart); finished steps are reused")
+    s.add_argument("--smoke", action="store_true", help="a seconds-long run that checks the plumbing")
+    s.set_defaults(func=_cmd_quickstart)
     s = sub.add_parser("chat", help="one answer about an image or a video")
     s.add_argument("--checkpoint", help="a folder or hub id written by save_pretrained")
     s.add_argument("--image"); s.add_argument("--video")

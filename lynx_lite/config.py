@@ -186,7 +186,7 @@ def get_preset(name: str, **overrides) -> LynxConfig:
     cfg = copy.deepcopy(_PRESETS[name])
     return cfg.replace(**overrides) if overrides else cfg
 
-# %% ../nbs/00_config.ipynb #2f62ef07
+# %% ../nbs/00_config.ipynb #0c9b5582
 TINY_VOCAB = 512
 
 def _tiny() -> LynxConfig:
@@ -221,7 +221,18 @@ def _lynx_7b() -> LynxConfig:
         video=VideoConfig(num_frames=5),
         text=TextConfig(max_prompt_tokens=40, truncate_prompt=True, max_answer_tokens=64, max_length=2048 - 32))
 
+def _quickstart() -> LynxConfig:
+    "The offline quickstart's model: 64 px images, a 4-layer tower and LLM of width 128 (minutes on a CPU)."
+    return _tiny().replace(**{
+        "vision.image_size": 64, "vision.config": dict(hidden_size=128, intermediate_size=256, num_hidden_layers=4,
+                                                       num_attention_heads=4, image_size=64, patch_size=8),
+        "bridge.num_queries": 16, "bridge.heads": 4, "bridge.head_dim": 32,
+        "llm.config": dict(vocab_size=TINY_VOCAB, hidden_size=128, intermediate_size=384, num_hidden_layers=4, num_attention_heads=4,
+                           num_key_value_heads=4, max_position_embeddings=256, tie_word_embeddings=False),
+        "adapters.bottleneck": 64, "text.max_length": 240})
+
 register_preset("tiny", _tiny())
+register_preset("quickstart", _quickstart())
 register_preset("tiny-xattn", _tiny().replace(**{"fusion.mode": "xattn", "adapters.kind": "none"}))
 register_preset("tiny-lora", _tiny().replace(**{"adapters.kind": "lora", "adapters.lora_r": 8, "adapters.lora_alpha": 16}))
 register_preset("lynx-7b", _lynx_7b())

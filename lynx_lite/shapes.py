@@ -168,7 +168,7 @@ def text_instruction(rng: random.Random) -> dict:
     a, b = rng.randrange(5), rng.randrange(5)
     return dict(instruction=f"What is {NUMBERS[a]} plus {NUMBERS[b]}?", output=NUMBERS[a + b])
 
-# %% ../nbs/11_shapes.ipynb #08cf515b
+# %% ../nbs/11_shapes.ipynb #47162efe
 _OPENVQA_CLASS = {"color": "Color", "shape": "Others", "count": "Counting", "position": "Spatial", "size": "Others", "motion": "Action"}
 
 def write_video(frames: list[Image.Image], path: Path, fps: int = 8) -> None:
@@ -202,6 +202,9 @@ def write_dataset(out: str | Path, n_images: int = 1000, n_videos: int = 100, se
         qa = open_questions(scene, rng, prompts)
         turns = [("caption" if not is_video else "video_caption", phrase("video_caption" if is_video else "caption", rng, prompts), scene.caption())]
         turns += [(q["task"], q["question"], q["answer"]) for q in rng.sample(qa, min(3, len(qa)))]
+        if not is_video:  # one yes/no question per image conversation, in MME's phrasing
+            q, a = rng.choice(rng.choice(list(yes_no_pairs(scene, rng).values())))
+            turns.append(("yes_no", q, a.lower()))
         conv = []
         for j, (_, q, a) in enumerate(rng.sample(turns, len(turns))):
             conv += [{"from": "human", "value": (f"<{key}>\n" if j == 0 else "") + q}, {"from": "gpt", "value": a}]

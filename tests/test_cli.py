@@ -29,4 +29,4 @@ def test_params_table_and_errors():
     assert r.returncode == 0 and "adapters" in r.stdout and "stage 2" in r.stdout
     bad = run("params", "nope")
     assert bad.returncode == 2 and "known presets" in bad.stderr and "lynx-7b" in bad.stderr
-    assert run("presets").stdout.split() == ["lynx-7b", "tiny", "tiny-lora", "tiny-xattn"]
+    assert run("presets").stdout.split() == ["lynx-7b", "quickstart", "tiny", "tiny-lora", "tiny-xattn"]
