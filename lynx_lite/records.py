@@ -133,7 +133,7 @@ def load_text_instructions(path: str | Path, strict: bool = True, skips: SkipLog
         out.append(Record([(ins.strip() + (f"\n{inp.strip()}" if inp.strip() else ""), outp)], source=str(path), line=n))
     return out
 
-# %% ../nbs/13_records.ipynb #b6215bbe
+# %% ../nbs/13_records.ipynb #1ef5e34b
 def load_openvqa(path: str | Path, media_root: str | Path | None = None) -> list[Record]:
     "Open-VQA JSONL (images or videos): one record per question, meta = index, answers (list), cls."
     path = Path(path); base = Path(media_root) if media_root else path.parent
@@ -152,9 +152,10 @@ def load_mcq(path: str | Path, media_root: str | Path | None = None) -> list[Rec
     path = Path(path); base = Path(media_root) if media_root else path.parent
     out = []
     for n, obj in read_jsonl(path):
-        if not all(k in obj for k in ("question", "options", "answer")) or not media_paths(obj, base):
+        media = media_paths(obj, base)
+        if not all(k in obj for k in ("question", "options", "answer")) or not media:
             raise BadSample("bad_record", path, n, "a multiple-choice record needs image (or video), question, options and answer")
-        out.append(Record([(obj["question"], None)], source=str(path), line=n, **media_paths(obj, base),
+        out.append(Record([(obj["question"], None)], source=str(path), line=n, **media,
                           meta=dict(options=obj["options"], answer=obj["answer"])))
     return out
 
