@@ -22,7 +22,7 @@ def parameter_counts(preset: str, stage: int = 1) -> dict:
     counts = freeze_for_stage(model, stage, verbose=False)
     return dict(preset=preset, stage=stage, parts={k: v for k, v in counts.items() if k != "all"}, **counts["all"])
 
-# %% ../nbs/09_cli.ipynb #c46d41e6
+# %% ../nbs/09_cli.ipynb #5ae4d96e
 def _cmd_params(args) -> None:
     counts = parameter_counts(args.preset, args.stage)
     if args.json: print(json.dumps(counts, indent=2)); return
@@ -113,10 +113,23 @@ def _cmd_chat(args) -> None:
     print(shown)
 
 def _cmd_demo(args) -> None:
-    from lynx_lite.demo import build_demo, launch_demo
-    model, tok = _load(args.checkpoint)
-    print(f"serving on http://{args.host}:{args.port or 7860}")
-    launch_demo(build_demo(model, tok), host=args.host, port=args.port, concurrency=args.concurrency, max_file_size=args.max_file_size)
+    import tempfile
+    from lynx_lite.demo import build_demo, launch_demo, shapes_examples
+    from lynx_lite.shapes import write_dataset
+    if args.checkpoint:
+        model, tok = _load(args.checkpoint)
+        folder = Path(tempfile.mkdtemp(prefix="lynx_lite_examples_"))
+        write_dataset(folder, 4, 2, size=model.config.vision.image_size, progress=False)
+    else:  # the quickstart model, trained first where it is missing (finished steps are reused)
+        from dataclasses import replace
+        from lynx_lite.quickstart import SMOKE, QuickstartConfig, quickstart
+        qc = replace(SMOKE if args.smoke else QuickstartConfig(), **({"out": args.quickstart_dir} if args.quickstart_dir else {}))
+        out = Path(quickstart(qc, progress=True)["out"])
+        model, tok = _load(str(out / "model"))
+        folder = out / "data" / "heldout"
+    print(f"serving on http://{args.host}:{args.port or 7860}", flush=True)
+    launch_demo(build_demo(model, tok, examples=shapes_examples(folder)), host=args.host, port=args.port,
+                concurrency=args.concurrency, max_file_size=args.max_file_size)
 
 def _cmd_quickstart(args) -> None:
     from dataclasses import replace
@@ -186,7 +199,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("question")
     s.set_defaults(func=_cmd_chat)
     s = sub.add_parser("demo", help="serve a Gradio chat app (one process)")
-    s.add_argument("--checkpoint", help="a folder or hub id written by save_pretrained")
+    s.add_argument("--checkpoint", help="a folder or hub id written by save_pretrained (default: the quickstart model, trained first if absent)")
+    s.add_argument("--quickstart-dir", help="the quickstart folder to serve or train (default ~/.cache/lynx_lite/quickstart)")
+    s.add_argument("--smoke", action="store_true", help="without --checkpoint: serve the seconds-long smoke quickstart (a check, not a model)")
     s.add_argument("--host", default="127.0.0.1", help="bind address (127.0.0.1: this machine only)")
     s.add_argument("--port", type=int)
     s.add_argument("--concurrency", type=int, default=4, help="requests served at once; the rest wait in the queue")
