@@ -22,7 +22,7 @@ def parameter_counts(preset: str, stage: int = 1) -> dict:
     counts = freeze_for_stage(model, stage, verbose=False)
     return dict(preset=preset, stage=stage, parts={k: v for k, v in counts.items() if k != "all"}, **counts["all"])
 
-# %% ../nbs/09_cli.ipynb #5ae4d96e
+# %% ../nbs/09_cli.ipynb #be91abf4
 def _cmd_params(args) -> None:
     counts = parameter_counts(args.preset, args.stage)
     if args.json: print(json.dumps(counts, indent=2)); return
@@ -138,6 +138,17 @@ def _cmd_quickstart(args) -> None:
     s = quickstart(qc)
     print(format_summary(s)); print(f"{s['minutes']:.1f} min; model in {Path(s['out']) / 'model'}")
 
+def _cmd_ablate(args) -> None:
+    from dataclasses import replace
+    from lynx_lite.ablate import ABLATIONS, ablate, format_table
+    from lynx_lite.quickstart import SMOKE, QuickstartConfig
+    unknown = set(args.studies or ()) - set(ABLATIONS)
+    if unknown: raise ValueError(f"unknown studies {sorted(unknown)}; studies: {', '.join(ABLATIONS)}")
+    qc = replace(SMOKE if args.smoke else QuickstartConfig(), **({"out": args.quickstart_dir} if args.quickstart_dir else {}))
+    budget = dict(stage1_steps=2, stage2_steps=2, eval_limit=8) if args.smoke else dict(stage1_steps=args.stage1_steps, stage2_steps=args.stage2_steps)
+    rows = ablate(args.out, {k: ABLATIONS[k] for k in (args.studies or ABLATIONS)}, tuple(args.seeds), qc, **budget)
+    print(format_table(rows)); print(f"results in {Path(args.out).expanduser() / 'ablations.json'}")
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="lynx-lite", description="Learn, reproduce and extend Lynx (arXiv 2307.02469).")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -192,6 +203,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", help="folder (default ~/.cache/lynx_lite/quickstart); finished steps are reused")
     s.add_argument("--smoke", action="store_true", help="a seconds-long run that checks the plumbing")
     s.set_defaults(func=_cmd_quickstart)
+    s = sub.add_parser("ablate", help="rerun the paper's ablations on the shapes world (several seeds; finished runs are reused)")
+    s.add_argument("--out", default="~/.cache/lynx_lite/ablations", help="results folder (ablations.json and one folder per run)")
+    s.add_argument("--studies", nargs="+", help="a subset of: fusion, prompts, resolution, tuning, 'text-only data'")
+    s.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
+    s.add_argument("--stage1-steps", type=int, default=300)
+    s.add_argument("--stage2-steps", type=int, default=800)
+    s.add_argument("--quickstart-dir", help="where the quickstart's world and stand-ins are (default ~/.cache/lynx_lite/quickstart)")
+    s.add_argument("--smoke", action="store_true", help="a seconds-long run on the smoke quickstart (a check, not a result)")
+    s.set_defaults(func=_cmd_ablate)
     s = sub.add_parser("chat", help="one answer about an image or a video")
     s.add_argument("--checkpoint", help="a folder or hub id written by save_pretrained")
     s.add_argument("--image"); s.add_argument("--video")

@@ -186,7 +186,7 @@ def get_preset(name: str, **overrides) -> LynxConfig:
     cfg = copy.deepcopy(_PRESETS[name])
     return cfg.replace(**overrides) if overrides else cfg
 
-# %% ../nbs/00_config.ipynb #0c9b5582
+# %% ../nbs/00_config.ipynb #7e2610d5
 TINY_VOCAB = 512
 
 def _tiny() -> LynxConfig:
@@ -222,7 +222,7 @@ def _lynx_7b() -> LynxConfig:
         text=TextConfig(max_prompt_tokens=40, truncate_prompt=True, max_answer_tokens=64, max_length=2048 - 32))
 
 def _quickstart() -> LynxConfig:
-    "The offline quickstart's model: 64 px images, a 4-layer tower and LLM of width 128 (minutes on a CPU)."
+    "The offline quickstart's model: 64 px images in 8 px patches, a 4-layer tower and LLM of width 128 (minutes on a CPU)."
     return _tiny().replace(**{
         "vision.image_size": 64, "vision.config": dict(hidden_size=128, intermediate_size=256, num_hidden_layers=4,
                                                        num_attention_heads=4, image_size=64, patch_size=8),

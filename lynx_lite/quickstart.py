@@ -10,24 +10,24 @@ from pathlib import Path
 from .config import get_preset
 
 # %% auto #0
-__all__ = ['SMOKE', 'CHANCE', 'QuickstartConfig', 'quickstart', 'format_summary']
+__all__ = ['SMOKE', 'CHANCE', 'METHOD', 'QuickstartConfig', 'standins', 'heldout_accuracy', 'quickstart', 'format_summary']
 
-# %% ../nbs/24_quickstart.ipynb #7bc1d1fd
+# %% ../nbs/24_quickstart.ipynb #1a1a26d9
 @dataclass
 class QuickstartConfig:
     "Sizes and budgets of the quickstart; `SMOKE` is a seconds-long version for tests."
     out: str = "~/.cache/lynx_lite/quickstart"
     preset: str = "quickstart"
-    images: int = 2000
-    videos: int = 200
+    images: int = 10000
+    videos: int = 300
     heldout_images: int = 200
     heldout_videos: int = 40
-    tower_steps: int = 400
+    tower_steps: int = 1500
     tower_batch: int = 64
     llm_steps: int = 600
     llm_batch: int = 32
-    stage1_steps: int = 300
-    stage2_steps: int = 600
+    stage1_steps: int = 1000
+    stage2_steps: int = 2000
     batch_size: int = 16
     seed: int = 0
 
@@ -35,9 +35,11 @@ SMOKE = QuickstartConfig(preset="tiny", images=48, videos=6, heldout_images=8, h
                          llm_steps=4, llm_batch=8, stage1_steps=3, stage2_steps=3, batch_size=4)
 CHANCE = {"color": 1 / 6, "shape": 1 / 6, "count": 1 / 3, "position": 1 / 9, "size": 1 / 2, "motion": 1 / 6}
 
+METHOD = 3  # raised whenever a step's method changes, so that outputs of an older method are not reused
+
 def _step(folder: Path, settings: dict, run, progress: bool) -> bool:
     "Run `run()` unless `folder/done.json` records the same settings; returns True when it ran."
-    done = folder / "done.json"
+    done, settings = folder / "done.json", {**settings, "method": METHOD}
     if done.exists() and json.loads(done.read_text()).get("settings") == settings:
         if progress: print(f"reusing {folder}")
         return False
@@ -46,38 +48,53 @@ def _step(folder: Path, settings: dict, run, progress: bool) -> bool:
     done.write_text(json.dumps(dict(settings=settings, seconds=round(time.time() - t0, 1), **extra), indent=2))
     return True
 
-# %% ../nbs/24_quickstart.ipynb #66760a1b
-def quickstart(qc: QuickstartConfig = QuickstartConfig(), progress: bool = True) -> dict:
-    "Run (or resume) the quickstart; returns accuracy per question type, chance, MME-style score and timings."
-    from lynx_lite.evaluate import evaluate
-    from lynx_lite.model import LynxModel
+# %% ../nbs/24_quickstart.ipynb #e51f868e
+def standins(qc: QuickstartConfig, progress: bool = True) -> dict:
+    "Steps 1-3 (data, tower, LLM), each reused when done; returns the folders and the model overrides that load the stand-ins."
     from lynx_lite.pretrain import pretrain_llm, pretrain_tower, shapes_corpus
-    from lynx_lite.serialization import load_tokenizer
-    from lynx_lite.shapes import write_dataset
+    from lynx_lite.shapes import caption_negative, write_dataset
     from lynx_lite.text import tiny_tokenizer
-    from lynx_lite.train import get_recipe, train
-    out, t0, tok = Path(qc.out).expanduser(), time.time(), tiny_tokenizer()
-    base = get_preset(qc.preset)
-    s = asdict(qc)
+    out, tok, base, s = Path(qc.out).expanduser(), tiny_tokenizer(), get_preset(qc.preset), asdict(qc)
     data, held = out / "data" / "train", out / "data" / "heldout"
     _step(out / "data", {k: s[k] for k in ("images", "videos", "heldout_images", "heldout_videos", "seed")}, lambda: (
         write_dataset(data, qc.images, qc.videos, seed=qc.seed, progress=progress),
         write_dataset(held, qc.heldout_images, qc.heldout_videos, seed=qc.seed + 10_000, progress=progress)) and None, progress)
 
     def tower():
-        t, h = pretrain_tower(data / "captions.jsonl", base.vision, tok, qc.tower_steps, qc.tower_batch,
-                              held_out=min(100, qc.images // 4), seed=qc.seed, progress=progress)
-        t.save_pretrained(out / "tower"); return {"retrieval": h["retrieval"], "chance": h["chance"]}
+        t, h = pretrain_tower(data / "captions.jsonl", base.vision, tok, qc.tower_steps, qc.tower_batch, held_out=min(100, qc.images // 4),
+                              seed=qc.seed, negatives=caption_negative, progress=progress)
+        t.save_pretrained(out / "tower")
+        return {"retrieval": h["retrieval"], "negative_acc": h["negative_acc"], "chance": h["chance"]}
     _step(out / "tower", {k: s[k] for k in ("preset", "images", "tower_steps", "tower_batch", "seed")}, tower, progress)
 
     def llm():
         m, h = pretrain_llm(shapes_corpus(data, tok, base.text), base.llm, tok, qc.llm_steps, qc.llm_batch, seed=qc.seed, progress=progress)
         m.save_pretrained(out / "llm"); tok.save_pretrained(out / "llm"); return {"final_loss": sum(h["loss"][-10:]) / len(h["loss"][-10:])}
     _step(out / "llm", {k: s[k] for k in ("preset", "images", "llm_steps", "llm_batch", "seed")}, llm, progress)
+    return dict(out=out, data=data, held=held, models={"vision.name_or_path": str(out / "tower"), "llm.name_or_path": str(out / "llm")})
 
-    models = {"vision.name_or_path": str(out / "tower"), "llm.name_or_path": str(out / "llm")}
+def heldout_accuracy(model, tokenizer, held: Path, out: Path, limit: int | None = None, progress: bool = True) -> dict[str, list[bool]]:
+    "Judged answers per question type (colour, shape, ...) on the held-out world's image and video Open-VQA files."
+    from lynx_lite.evaluate import evaluate
+    acc = {}
+    for bench, file in (("openvqa", "openvqa_images.jsonl"), ("videoqa", "openvqa_videos.jsonl")):
+        evaluate(model, tokenizer, bench, held, out / bench, limit=limit, progress=progress, model_name="lynx_lite")
+        tasks = [json.loads(l)["task"] for l in (held / file).read_text().splitlines()]
+        for task, row in zip(tasks, (out / bench / f"{bench}_predictions.jsonl").read_text().splitlines()):
+            acc.setdefault(task, []).append(json.loads(row)["correct"])
+    return acc
+
+def quickstart(qc: QuickstartConfig = QuickstartConfig(), progress: bool = True) -> dict:
+    "Run (or resume) the quickstart; returns accuracy per question type, chance, MME-style score and timings."
+    from lynx_lite.evaluate import evaluate
+    from lynx_lite.model import LynxModel
+    from lynx_lite.serialization import load_tokenizer
+    from lynx_lite.train import get_recipe, train
+    t0, s = time.time(), asdict(qc)
+    st = standins(qc, progress)
+    out, data, held = st["out"], st["data"], st["held"]
     shapes = {"out": str(data), "images": qc.images, "videos": qc.videos, "seed": qc.seed}
-    common = dict(model=qc.preset, model_overrides=models, shapes=shapes, batch_size=qc.batch_size, tracker="none", seed=qc.seed)
+    common = dict(model=qc.preset, model_overrides=st["models"], shapes=shapes, batch_size=qc.batch_size, tracker="none", seed=qc.seed)
     s1 = get_recipe("tiny-cpu-stage1", out_dir=str(out / "stage1"), max_steps=qc.stage1_steps, save_every=max(1, qc.stage1_steps // 3), **common)
     keys1 = ("preset", "images", "videos", "tower_steps", "tower_batch", "llm_steps", "llm_batch", "stage1_steps", "batch_size", "seed")
     _step(out / "stage1", {k: s[k] for k in keys1}, lambda: {"final_loss": train(s1, resume=True, progress=progress)["losses"][-1]}, progress)
@@ -87,15 +104,13 @@ def quickstart(qc: QuickstartConfig = QuickstartConfig(), progress: bool = True)
 
     model, mtok = LynxModel.from_pretrained(out / "stage2" / "model"), load_tokenizer(out / "stage2" / "model")
     model.save_pretrained(out / "model", trainable_only=True, tokenizer=mtok)
-    acc = {}
-    for bench, file in (("openvqa", "openvqa_images.jsonl"), ("videoqa", "openvqa_videos.jsonl")):
-        evaluate(model, mtok, bench, held, out / "eval" / bench, progress=progress, model_name="quickstart")
-        tasks = [json.loads(l)["task"] for l in (held / file).read_text().splitlines()]
-        for task, row in zip(tasks, (out / "eval" / bench / f"{bench}_predictions.jsonl").read_text().splitlines()):
-            acc.setdefault(task, []).append(json.loads(row)["correct"])
+    acc = heldout_accuracy(model, mtok, held, out / "eval", progress=progress)
     mme = evaluate(model, mtok, "mme", held, out / "eval" / "mme", progress=progress, model_name="quickstart")["metrics"]
+    steps = {k: json.loads((out / k / "done.json").read_text()) for k in ("data", "tower", "llm", "stage1", "stage2")}
+    tower_eval = {k: steps["tower"][k][-1][1] for k in ("retrieval", "negative_acc")} | {"chance": steps["tower"]["chance"]}
     summary = dict(accuracy={t: sum(v) / len(v) for t, v in acc.items()}, chance={t: CHANCE[t] for t in acc},
-                   n={t: len(v) for t, v in acc.items()}, mme=mme, minutes=round((time.time() - t0) / 60, 2), out=str(out))
+                   n={t: len(v) for t, v in acc.items()}, mme=mme, tower=tower_eval,
+                   step_seconds={k: v["seconds"] for k, v in steps.items()}, minutes=round((time.time() - t0) / 60, 2), out=str(out))
     (out / "quickstart.json").write_text(json.dumps(summary, indent=2))
     return summary
 
@@ -105,4 +120,6 @@ def format_summary(s: dict) -> str:
     rows += [f"{t:<14}{s['accuracy'][t]:>10.2%}{s['chance'][t]:>10.2%}{s['n'][t]:>6}" for t in sorted(s["accuracy"])]
     subs = ", ".join(f"{k} {v['score']:.0f}" for k, v in s["mme"]["subtasks"].items())
     rows.append(f"MME-style score (yes/no pairs): {s['mme']['perception']:.1f} / {200 * len(s['mme']['subtasks'])} ({subs})")
+    t = s["tower"]
+    rows.append(f"tower: held-out retrieval@1 {t['retrieval']:.2f} (chance {t['chance']:.2f}); true caption over its hard negative {t['negative_acc']:.2f} (chance 0.50)")
     return "\n".join(rows)

@@ -14,7 +14,7 @@ from .prompts import phrase
 # %% auto #0
 __all__ = ['COLORS', 'BACKGROUNDS', 'KINDS', 'SIZES', 'POSITIONS', 'NUMBERS', 'EVENTS', 'YES_NO', 'Shape', 'Scene',
            'sample_scene', 'render', 'render_video', 'open_questions', 'yes_no_pairs', 'multiple_choice',
-           'text_instruction', 'write_video', 'write_dataset']
+           'caption_negative', 'text_instruction', 'write_video', 'write_dataset']
 
 # %% ../nbs/11_shapes.ipynb #aea3ad4b
 COLORS = {"red": (215, 48, 39), "green": (50, 160, 65), "blue": (40, 85, 215), "yellow": (240, 200, 30),
@@ -149,7 +149,22 @@ def multiple_choice(scene: Scene, rng: random.Random, mode: str = "diverse") -> 
     listing = "\n".join(f"{l}. {o}" for l, o in zip("ABCD", options))
     return dict(task=task, question=phrase("mcq", rng, mode, question=q, options=listing), options=options, answer=letter)
 
-# %% ../nbs/11_shapes.ipynb #d47b1367
+# %% ../nbs/11_shapes.ipynb #3d91d0d1
+def caption_negative(caption: str, rng: random.Random) -> str:
+    "A hard negative for contrastive pretraining: `caption` with two shapes' kinds swapped, or one kind replaced."
+    words = caption.split(" ")
+    at = [i for i, w in enumerate(words) if w.strip(",.") in KINDS]
+    if not at: raise ValueError(f"no shape kind in caption {caption!r}")
+    if len(at) >= 2 and rng.random() < 0.5:  # kinds in a scene are distinct, so a swap always changes the caption
+        i, j = rng.sample(at, 2); ki, kj = words[i].strip(",."), words[j].strip(",.")
+        words[i], words[j] = words[i].replace(ki, kj), words[j].replace(kj, ki)
+    else:
+        i = rng.choice(at); k = words[i].strip(",.")
+        present = {words[j].strip(",.") for j in at}
+        words[i] = words[i].replace(k, rng.choice([x for x in KINDS if x not in present]))
+    return " ".join(words)
+
+# %% ../nbs/11_shapes.ipynb #e6267500
 _SIDES = {"triangle": "three", "square": "four", "diamond": "four", "cross": "twelve", "star": "ten"}
 _OPPOSITE = {"left": "right", "right": "left", "top": "bottom", "bottom": "top", "up": "down", "down": "up", "small": "large", "large": "small"}
 
@@ -168,7 +183,7 @@ def text_instruction(rng: random.Random) -> dict:
     a, b = rng.randrange(5), rng.randrange(5)
     return dict(instruction=f"What is {NUMBERS[a]} plus {NUMBERS[b]}?", output=NUMBERS[a + b])
 
-# %% ../nbs/11_shapes.ipynb #47162efe
+# %% ../nbs/11_shapes.ipynb #85c913c9
 _OPENVQA_CLASS = {"color": "Color", "shape": "Others", "count": "Counting", "position": "Spatial", "size": "Others", "motion": "Action"}
 
 def write_video(frames: list[Image.Image], path: Path, fps: int = 8) -> None:

@@ -21,7 +21,7 @@ from .records import SkipLog, load_conversations, load_pairs, load_text_instruct
 __all__ = ['LOADERS', 'RECIPES', 'TrainConfig', 'prepare_shapes', 'load_source', 'build_model', 'trainable_weights',
            'weights_digest', 'load_trained', 'param_groups', 'lr_lambda', 'train', 'get_recipe', 'write_launch_files']
 
-# %% ../nbs/17_train.ipynb #8a9349d8
+# %% ../nbs/17_train.ipynb #ebc6451c
 @dataclass
 class TrainConfig:
     "One training run (stage 1 or 2). Dotted overrides work as for `LynxConfig` (`cfg.replace(**{'lr': 1e-4})`)."
@@ -45,6 +45,7 @@ class TrainConfig:
     max_grad_norm: float = 1.0
     mixed_precision: str = "no"               # no | bf16 | fp16
     gradient_checkpointing: bool = False
+    cache_features: bool = False              # keep a frozen tower's features in memory after an image's first use
     quantization: dict | None = None          # BitsAndBytesConfig kwargs: the QLoRA path
     seed: int = 0
     num_workers: int = 0
@@ -160,7 +161,7 @@ def lr_lambda(cfg: TrainConfig) -> Callable[[int], float]:
         return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * t))
     return f
 
-# %% ../nbs/17_train.ipynb #5fa46f67
+# %% ../nbs/17_train.ipynb #a1948f0a
 def _tracker(name: str | None) -> str | None:
     if name == "auto":
         try: import tensorboard; return "tensorboard"
@@ -188,6 +189,9 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True,
     model, tok = build_model(cfg, device_map={"": str(acc.device)} if cfg.quantization else None)
     if cfg.init_from: load_trained(model, cfg.init_from)
     counts = freeze_for_stage(model, cfg.stage, verbose=acc.is_main_process and progress)
+    if cfg.cache_features and not any(p.requires_grad for p in model.vision.model.parameters()):
+        from lynx_lite.vision import FeatureCache
+        model.vision.cache = FeatureCache()
     if cfg.gradient_checkpointing: model.llm.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     skips = SkipLog()
     if not cfg.sources: raise ValueError("no data: set `sources` (and `shapes` to generate the synthetic world)")
@@ -256,11 +260,12 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True,
     acc.end_training()
     summary = dict(steps=step, losses=losses, samples_per_s=(step - start_step) * per_step / max(elapsed, 1e-9),
                    seconds=elapsed, skipped=dict(skips.counts), processes=acc.num_processes, trainable=counts["all"]["trainable"],
-                   rank_digests=digests, distributed=str(acc.distributed_type.value), out_dir=str(out))
+                   rank_digests=digests, distributed=str(acc.distributed_type.value), out_dir=str(out),
+                   feature_cache=None if model.vision.cache is None else dict(images=len(model.vision.cache), hits=model.vision.cache.hits, misses=model.vision.cache.misses))
     if acc.is_main_process: (out / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary
 
-# %% ../nbs/17_train.ipynb #0a0e1ed6
+# %% ../nbs/17_train.ipynb #7a6ecb75
 _SHAPES = {"out": "~/.cache/lynx_lite/shapes", "images": 1000, "videos": 100, "seed": 0}
 _STAGE2_SOURCES = [dict(name="instructions", format="conversations", path="{shapes}/instructions.json", ratio=0.6),
                    dict(name="captions", format="pairs", path="{shapes}/captions.jsonl", ratio=0.2),
@@ -271,9 +276,10 @@ _REAL_7B = {"llm.name_or_path": "lmsys/vicuna-7b-v1.1", "vision.name_or_path": "
 RECIPES: dict[str, TrainConfig] = {
     "tiny-cpu-stage1": TrainConfig(model="tiny", stage=1, shapes=_SHAPES, out_dir="runs/tiny-stage1",
                                    sources=[dict(name="captions", format="pairs", path="{shapes}/captions.jsonl", ratio=1.0)],
-                                   max_steps=300, batch_size=16, lr=2e-3, warmup_steps=20, save_every=100),
+                                   max_steps=300, batch_size=16, lr=2e-3, warmup_steps=20, save_every=100, cache_features=True),
     "tiny-cpu-stage2": TrainConfig(model="tiny", stage=2, shapes=_SHAPES, out_dir="runs/tiny-stage2", init_from="runs/tiny-stage1",
-                                   sources=_STAGE2_SOURCES, max_steps=300, batch_size=16, lr=1e-3, warmup_steps=20, save_every=100),
+                                   sources=_STAGE2_SOURCES, max_steps=300, batch_size=16, lr=1e-3, warmup_steps=20, save_every=100,
+                                   cache_features=True),
     "qlora-1gpu": TrainConfig(model="lynx-7b", stage=2, out_dir="runs/qlora-1gpu",
                               model_overrides={**_REAL_7B, "adapters.kind": "lora", "adapters.lora_r": 16, "adapters.lora_alpha": 32,
                                                "llm.dtype": "bfloat16"},

@@ -10,7 +10,7 @@ from transformers.modeling_outputs import BaseModelOutput
 from .config import VisionConfig, VideoConfig
 
 # %% auto #0
-__all__ = ['EvaVisionConfig', 'EvaVisionModel', 'build_vision_tower', 'VisionTower']
+__all__ = ['EvaVisionConfig', 'EvaVisionModel', 'build_vision_tower', 'FeatureCache', 'VisionTower']
 
 # %% ../nbs/01_vision.ipynb #7177d798
 class EvaVisionConfig(PretrainedConfig):
@@ -101,7 +101,37 @@ def build_vision_tower(vc: VisionConfig, pretrained: bool = True) -> PreTrainedM
     hf_cfg = AutoConfig.for_model(vc.model_type, **vc.config)
     return AutoModel.from_config(_vision_part(hf_cfg), dtype=dtype)
 
-# %% ../nbs/01_vision.ipynb #83f4ba39
+# %% ../nbs/01_vision.ipynb #6138793a
+class FeatureCache:
+    "Frozen-tower features by pixel content: (3,H,W) -> (N,D), kept in memory (as `dtype`) up to `max_items` images."
+    def __init__(self, max_items: int = 200_000, dtype: torch.dtype | None = None):
+        self.max_items, self.dtype, self.store, self.hits, self.misses = max_items, dtype, {}, 0, 0
+        self.out_dtype = torch.float32
+
+    @staticmethod
+    def key(pixels: torch.Tensor) -> bytes:
+        import hashlib
+        return hashlib.blake2b(pixels.detach().to("cpu").contiguous().numpy().tobytes(), digest_size=16).digest()
+
+    def lookup(self, pixels: torch.Tensor, compute) -> torch.Tensor:
+        "Features of a batch (B,3,H,W): cached ones looked up, the rest computed with `compute` in one call and kept."
+        keys = [self.key(p) for p in pixels]
+        todo = [i for i, k in enumerate(keys) if k not in self.store]
+        self.hits += len(keys) - len(todo); self.misses += len(todo)
+        out: list = [None] * len(keys)
+        if todo:
+            new = compute(pixels[todo]); self.out_dtype = new.dtype
+            for j, i in enumerate(todo):
+                out[i] = new[j]
+                if len(self.store) < self.max_items: self.store[keys[i]] = new[j].detach().to(self.dtype or new.dtype)
+        for i, k in enumerate(keys):
+            if out[i] is None: out[i] = self.store[k].to(pixels.device, self.out_dtype)
+        return torch.stack(out)
+
+    def __len__(self) -> int: return len(self.store)
+    def __repr__(self) -> str: return f"FeatureCache({len(self)} images, {self.hits} hits, {self.misses} misses)"
+
+# %% ../nbs/01_vision.ipynb #69c5df17
 class VisionTower(nn.Module):
     "Frozen HF vision tower + learnable frame-position embedding. Images (B,3,H,W) -> (B,N,D); videos (B,T,3,H,W) -> (B,T*N,D)."
     def __init__(self, vc: VisionConfig, video: VideoConfig, pretrained: bool = True):
@@ -120,11 +150,17 @@ class VisionTower(nn.Module):
         if self.cfg.frozen: self.model.eval()  # a frozen tower never leaves eval mode (dropout, norms)
         return self
 
-    def _features(self, pixels: torch.Tensor) -> torch.Tensor:  # (B,3,H,W) -> (B,N,D)
+    cache: "FeatureCache | None" = None  # set by training when the tower is frozen: features are computed once per image
+
+    def _tower(self, pixels: torch.Tensor) -> torch.Tensor:  # (B,3,H,W) -> (B,N,D)
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.cfg.frozen):
             out = self.model(pixel_values=pixels.to(self.model.dtype), output_hidden_states=True)
         feats = out.hidden_states[self.cfg.feature_layer]
         return feats[:, 1:] if self.cfg.drop_cls else feats
+
+    def _features(self, pixels: torch.Tensor) -> torch.Tensor:  # (B,3,H,W) -> (B,N,D)
+        if self.cache is None or not self.cfg.frozen: return self._tower(pixels)
+        return self.cache.lookup(pixels, self._tower)
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
         if pixels.ndim == 4: return self._features(pixels)

@@ -2,7 +2,8 @@
 
     python tools/readme.py          # regenerate README.md
     python tools/readme.py --check  # exit 1 if README.md is out of date
-Cells marked `#| hide` are left out; other `#| ` directive lines are dropped; code cells become ```python blocks.
+Cells marked `#| hide` are left out; other `#| ` directive lines are dropped; code cells become ```python blocks;
+image links into nbs/images are rewritten for the README's place.
 """
 import sys
 from pathlib import Path
@@ -17,6 +18,7 @@ def render(nb_path: Path = ROOT / "nbs" / "index.ipynb") -> str:
         if any(l.strip().replace(" ", "") in ("#|hide", "#|hide_input") for l in lines): continue
         body = "\n".join(l for l in lines if not l.lstrip().startswith("#|")).strip("\n")
         if not body: continue
+        if cell.cell_type == "markdown": body = body.replace("](images/", "](nbs/images/")  # README sits one folder up
         parts.append(body if cell.cell_type == "markdown" else f"```python\n{body}\n```")
     return "\n\n".join(parts) + "\n"
 
