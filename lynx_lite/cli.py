@@ -22,7 +22,7 @@ def parameter_counts(preset: str, stage: int = 1) -> dict:
     counts = freeze_for_stage(model, stage, verbose=False)
     return dict(preset=preset, stage=stage, parts={k: v for k, v in counts.items() if k != "all"}, **counts["all"])
 
-# %% ../nbs/09_cli.ipynb #be91abf4
+# %% ../nbs/09_cli.ipynb #45c186dc
 def _cmd_params(args) -> None:
     counts = parameter_counts(args.preset, args.stage)
     if args.json: print(json.dumps(counts, indent=2)); return
@@ -70,10 +70,7 @@ def _cmd_launch_files(args) -> None:
 def _cmd_eval(args) -> None:
     from lynx_lite.evaluate import evaluate
     from lynx_lite.judges import get_judge
-    from lynx_lite.model import LynxModel, configure_tokens
-    from lynx_lite.serialization import load_tokenizer
-    model, tok = LynxModel.from_pretrained(args.checkpoint), load_tokenizer(args.checkpoint)
-    configure_tokens(model, tok)
+    model, tok = _load(args.checkpoint)
     gen = parse_overrides(args.generate)
     for bench in args.bench:
         out = Path(args.out) / bench if len(args.bench) > 1 else Path(args.out)
@@ -103,6 +100,12 @@ def _load(checkpoint: str | None):
     configure_tokens(model, tok)
     return model.eval(), tok
 
+def _quickstart_config(smoke: bool, out: str | None):
+    "The quickstart's config (the seconds-long `SMOKE` one with --smoke), in `out` when given."
+    from dataclasses import replace
+    from lynx_lite.quickstart import SMOKE, QuickstartConfig
+    return replace(SMOKE if smoke else QuickstartConfig(), **({"out": out} if out else {}))
+
 def _cmd_chat(args) -> None:
     from lynx_lite.demo import stream_answer
     if args.image and args.video: raise ValueError("give --image or --video, not both")
@@ -121,9 +124,8 @@ def _cmd_demo(args) -> None:
         folder = Path(tempfile.mkdtemp(prefix="lynx_lite_examples_"))
         write_dataset(folder, 4, 2, size=model.config.vision.image_size, progress=False)
     else:  # the quickstart model, trained first where it is missing (finished steps are reused)
-        from dataclasses import replace
-        from lynx_lite.quickstart import SMOKE, QuickstartConfig, quickstart
-        qc = replace(SMOKE if args.smoke else QuickstartConfig(), **({"out": args.quickstart_dir} if args.quickstart_dir else {}))
+        from lynx_lite.quickstart import quickstart
+        qc = _quickstart_config(args.smoke, args.quickstart_dir)
         out = Path(quickstart(qc, progress=True)["out"])
         model, tok = _load(str(out / "model"))
         folder = out / "data" / "heldout"
@@ -132,19 +134,16 @@ def _cmd_demo(args) -> None:
                 concurrency=args.concurrency, max_file_size=args.max_file_size)
 
 def _cmd_quickstart(args) -> None:
-    from dataclasses import replace
-    from lynx_lite.quickstart import SMOKE, QuickstartConfig, format_summary, quickstart
-    qc = replace(SMOKE if args.smoke else QuickstartConfig(), **({"out": args.out} if args.out else {}))
+    from lynx_lite.quickstart import format_summary, quickstart
+    qc = _quickstart_config(args.smoke, args.out)
     s = quickstart(qc)
     print(format_summary(s)); print(f"{s['minutes']:.1f} min; model in {Path(s['out']) / 'model'}")
 
 def _cmd_ablate(args) -> None:
-    from dataclasses import replace
     from lynx_lite.ablate import ABLATIONS, ablate, format_table
-    from lynx_lite.quickstart import SMOKE, QuickstartConfig
     unknown = set(args.studies or ()) - set(ABLATIONS)
     if unknown: raise ValueError(f"unknown studies {sorted(unknown)}; studies: {', '.join(ABLATIONS)}")
-    qc = replace(SMOKE if args.smoke else QuickstartConfig(), **({"out": args.quickstart_dir} if args.quickstart_dir else {}))
+    qc = _quickstart_config(args.smoke, args.quickstart_dir)
     budget = dict(stage1_steps=2, stage2_steps=2, eval_limit=8) if args.smoke else dict(stage1_steps=args.stage1_steps, stage2_steps=args.stage2_steps)
     rows = ablate(args.out, {k: ABLATIONS[k] for k in (args.studies or ABLATIONS)}, tuple(args.seeds), qc, **budget)
     print(format_table(rows)); print(f"results in {Path(args.out).expanduser() / 'ablations.json'}")

@@ -10,7 +10,8 @@ from pathlib import Path
 from .config import get_preset
 
 # %% auto #0
-__all__ = ['SMOKE', 'CHANCE', 'METHOD', 'QuickstartConfig', 'standins', 'heldout_accuracy', 'quickstart', 'format_summary']
+__all__ = ['SMOKE', 'CHANCE', 'METHOD', 'QuickstartConfig', 'write_worlds', 'standins', 'heldout_accuracy', 'quickstart',
+           'format_summary']
 
 # %% ../nbs/24_quickstart.ipynb #1a1a26d9
 @dataclass
@@ -48,17 +49,26 @@ def _step(folder: Path, settings: dict, run, progress: bool) -> bool:
     done.write_text(json.dumps(dict(settings=settings, seconds=round(time.time() - t0, 1), **extra), indent=2))
     return True
 
-# %% ../nbs/24_quickstart.ipynb #e51f868e
+# %% ../nbs/24_quickstart.ipynb #1287e043
+def write_worlds(folder: Path, qc: QuickstartConfig, progress: bool = True, **world) -> tuple[Path, Path]:
+    """`folder/train` and `folder/heldout` (seed + 10,000), written unless done with the same settings; `world` are
+    `write_dataset` options for both (the held-out questions keep the diverse phrasing whatever `prompts` says)."""
+    from lynx_lite.shapes import write_dataset
+    data, held = folder / "train", folder / "heldout"
+    settings = {k: getattr(qc, k) for k in ("images", "videos", "heldout_images", "heldout_videos", "seed")} | world
+    _step(folder, settings, lambda: (
+        write_dataset(data, qc.images, qc.videos, seed=qc.seed, progress=progress, **world),
+        write_dataset(held, qc.heldout_images, qc.heldout_videos, seed=qc.seed + 10_000, progress=progress,
+                      **{k: v for k, v in world.items() if k != "prompts"})) and None, progress)
+    return data, held
+
 def standins(qc: QuickstartConfig, progress: bool = True) -> dict:
     "Steps 1-3 (data, tower, LLM), each reused when done; returns the folders and the model overrides that load the stand-ins."
     from lynx_lite.pretrain import pretrain_llm, pretrain_tower, shapes_corpus
-    from lynx_lite.shapes import caption_negative, write_dataset
+    from lynx_lite.shapes import caption_negative
     from lynx_lite.text import tiny_tokenizer
     out, tok, base, s = Path(qc.out).expanduser(), tiny_tokenizer(), get_preset(qc.preset), asdict(qc)
-    data, held = out / "data" / "train", out / "data" / "heldout"
-    _step(out / "data", {k: s[k] for k in ("images", "videos", "heldout_images", "heldout_videos", "seed")}, lambda: (
-        write_dataset(data, qc.images, qc.videos, seed=qc.seed, progress=progress),
-        write_dataset(held, qc.heldout_images, qc.heldout_videos, seed=qc.seed + 10_000, progress=progress)) and None, progress)
+    data, held = write_worlds(out / "data", qc, progress)
 
     def tower():
         t, h = pretrain_tower(data / "captions.jsonl", base.vision, tok, qc.tower_steps, qc.tower_batch, held_out=min(100, qc.images // 4),
