@@ -62,7 +62,7 @@ def main():
             loss = fn(); loss.backward(); opt.step(); opt.zero_grad(set_to_none=True)
         return run
     lynx.train(); llava.train()
-    lynx_step = step(lynx, lambda: lynx(input_ids=text, pixel_values=pix, labels=labels).loss)
+    lynx_step = step(lynx, lambda: lynx(input_ids=text, pixel_values=pix, labels=labels, loss_only=True).loss)  # as `train` calls it
     llava_step = lambda: llava(input_ids=llava_ids, pixel_values=pix, labels=llava_labels).loss
     res = {}
     res["lynx"] = timed(lynx_step, repeat=a.steps)

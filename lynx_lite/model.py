@@ -29,6 +29,13 @@ def build_llm(lc: LLMConfig, pretrained: bool = True, **from_pretrained_kwargs) 
         return AutoModelForCausalLM.from_pretrained(lc.name_or_path, dtype=dtype, **from_pretrained_kwargs)
     return AutoModelForCausalLM.from_config(AutoConfig.for_model(lc.model_type, **lc.config), dtype=dtype)
 
+_HEAD_TRANSFORMS = ("final_logit_softcapping", "logit_scale", "logits_scaling", "output_multiplier_scale")
+
+def _plain_head(llm: PreTrainedModel) -> bool:
+    "True when logits are just `get_output_embeddings()(last hidden state)` (no soft-capping or scaling after the head)."
+    cfg = getattr(llm.config, "get_text_config", lambda: llm.config)()
+    return llm.get_output_embeddings() is not None and all(getattr(cfg, k, None) in (None, 1, 1.0) for k in _HEAD_TRANSFORMS)
+
 # %% ../nbs/06_model.ipynb #837acb73
 class LynxModel(nn.Module):
     "Lynx: `vision` (frozen tower + frame embedding) -> `bridge` (resampler) -> `llm` (frozen, with adapters)."
@@ -107,12 +114,25 @@ class LynxModel(nn.Module):
         return dict(out, inputs_embeds=embeds, attention_mask=attention_mask, position_ids=position_ids, labels=labels)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, pixel_values: Pixels = None,
-                labels: torch.Tensor | None = None, **llm_kwargs) -> CausalLMOutputWithPast:
-        "Logits (B, Q+L, V) in prefix mode ((B, L, V) for xattn or text only); `loss` on the answer tokens when `labels`."
+                labels: torch.Tensor | None = None, loss_only: bool = False, **llm_kwargs) -> CausalLMOutputWithPast:
+        """Logits (B, Q+L, V) in prefix mode ((B, L, V) for xattn or text only); `loss` on the answer tokens when `labels`.
+        `loss_only=True` (training) runs the LM head only where a label is supervised and returns `loss` with
+        `logits=None`: the visual prefix and the prompts never pay for the vocabulary projection."""
         f = self.fuse(input_ids, attention_mask, pixel_values, labels)
         with media_context(self.llm, f["media"], f["media_mask"]):
+            if loss_only and f["labels"] is not None and _plain_head(self.llm):
+                return self._supervised_loss(f, **llm_kwargs)
             return self.llm(inputs_embeds=f["inputs_embeds"], attention_mask=f["attention_mask"],
                             position_ids=f["position_ids"], labels=f["labels"], **llm_kwargs)
+
+    def _supervised_loss(self, f: dict, **llm_kwargs) -> CausalLMOutputWithPast:
+        "The causal-LM loss of `llm(...).loss`, with the head applied to the (n, D) supervised hidden states only."
+        h = self.llm.get_decoder()(inputs_embeds=f["inputs_embeds"], attention_mask=f["attention_mask"],
+                                   position_ids=f["position_ids"], use_cache=False, **llm_kwargs).last_hidden_state
+        target = f["labels"][:, 1:]
+        keep = target != -100  # position t predicts label t+1
+        logits = self.llm.get_output_embeddings()(h[:, :-1][keep]).float()  # (n, V)
+        return CausalLMOutputWithPast(loss=nn.functional.cross_entropy(logits, target[keep]), logits=None)
 
     @torch.no_grad()
     def generate(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, pixel_values: Pixels = None,

@@ -172,7 +172,7 @@ def _loss(model, batch: dict, trainable: list[torch.Tensor]) -> torch.Tensor:
     if batch["size"] == 0:  # every sample of the micro-batch was bad: a zero loss keeps all processes in step
         return sum((p * 0).sum() for p in trainable)
     return model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=batch["labels"],
-                 pixel_values=batch["pixel_values"]).loss
+                 pixel_values=batch["pixel_values"], loss_only=True).loss  # the LM head only on supervised tokens
 
 def train(cfg: TrainConfig, resume: bool = False, progress: bool = True,
           hooks: Sequence[Callable[[LynxModel, int], dict | None]] = ()) -> dict:
