@@ -15,7 +15,7 @@ from .records import load_conversations, load_pairs, load_text_instructions
 from .text import encode_conversation, pad_rows
 
 # %% auto #0
-__all__ = ['BagTextEncoder', 'pretrain_tower', 'shapes_corpus', 'pretrain_llm']
+__all__ = ['Box', 'BagTextEncoder', 'box_weights', 'pretrain_tower', 'shapes_corpus', 'pretrain_llm']
 
 # %% ../nbs/23_pretrain.ipynb #c9185a56
 class BagTextEncoder(nn.Module):
@@ -29,53 +29,86 @@ class BagTextEncoder(nn.Module):
         h = self.enc(self.embed(ids) + self.pos[:, : ids.shape[1]], src_key_padding_mask=~mask)
         return self.proj((h * mask[..., None]).sum(1) / mask.sum(1, keepdim=True))
 
+Box = tuple[float, float, float, float]  # x0, y0, x1, y1 as fractions of the image side
+
+def box_weights(box: Box, grid: int) -> torch.Tensor:
+    "Mean-pooling weights (grid*grid,) over the patches whose centres fall in `box` (the nearest patch if none does)."
+    c = (torch.arange(grid) + 0.5) / grid
+    inside = lambda lo, hi: (c >= lo) & (c < hi) if ((c >= lo) & (c < hi)).any() else (c - (lo + hi) / 2).abs() == (c - (lo + hi) / 2).abs().min()
+    w = (inside(box[1], box[3])[:, None] & inside(box[0], box[2])[None, :]).flatten().float()
+    return w / w.sum()
+
 def pretrain_tower(pairs_file: str | Path, vc: VisionConfig, tokenizer, steps: int = 300, batch_size: int = 64, lr: float = 1e-3,
                    held_out: int = 100, seed: int = 0, negatives: Callable[[str, random.Random], str] | None = None,
+                   regions: Callable[[str], list[tuple[str, Box]]] | None = None, region_weight: float = 1.0,
                    text_layers: int = 1, progress: bool = True) -> tuple[PreTrainedModel, dict]:
     """Train the tower of `vc` with CLIP's loss on the image-caption pairs of `pairs_file`; returns it and a history.
-    With `negatives` (caption, rng) -> a wrong caption, each image also sees a hard negative caption (NegCLIP)."""
+    With `negatives` (caption, rng) -> a wrong caption, each image also sees a hard negative caption (NegCLIP).
+    With `regions` (caption) -> [(phrase, box)], the patch features pooled over each box are also matched with their
+    phrase against the other phrases of the batch (a region-phrase InfoNCE, weighted by `region_weight`)."""
     from tqdm.auto import tqdm
     g, rng = torch.Generator().manual_seed(seed), random.Random(seed)
     pairs = [r for r in load_pairs(pairs_file) if r.image]
     if len(pairs) <= held_out + batch_size: raise ValueError(f"{pairs_file}: {len(pairs)} image pairs are too few for batch {batch_size} + {held_out} held out")
     pixels = torch.stack([image_to_pixels(load_image(r.image), vc) for r in tqdm(pairs, desc="loading images", disable=not progress)])
     captions = [r.turns[0][1] for r in pairs]
+    grounded = [regions(c) for c in captions] if regions else None
     def tokens(texts):  # (B, L) ids and mask, right-padded
         ids = [tokenizer(t, add_special_tokens=False).input_ids[:128] for t in texts]
         return pad_rows(ids, 0, "right"), pad_rows([[1] * len(r) for r in ids], 0, "right").bool()
     I, M = tokens(captions)
     torch.manual_seed(seed)
     tower = AutoModel.from_config(AutoConfig.for_model(vc.model_type, **vc.config))
-    dim = tower.config.hidden_size
-    text, vproj = BagTextEncoder(len(tokenizer), dim, dim, layers=text_layers), nn.Linear(dim, dim)
-    scale = nn.Parameter(torch.tensor(2.66))  # log(1/0.07), CLIP's initial temperature
-    params = [*tower.parameters(), *text.parameters(), *vproj.parameters(), scale]
+    dim, grid = tower.config.hidden_size, tower.config.image_size // tower.config.patch_size
+    text, vproj, rproj = BagTextEncoder(len(tokenizer), dim, dim, layers=text_layers), nn.Linear(dim, dim), nn.Linear(dim, dim)
+    scale, rscale = nn.Parameter(torch.tensor(2.66)), nn.Parameter(torch.tensor(2.66))  # log(1/0.07), CLIP's initial temperature
+    params = [*tower.parameters(), *text.parameters(), *vproj.parameters(), scale] + ([*rproj.parameters(), rscale] if regions else [])
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.01)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.1)
     train_ix, test_ix = torch.arange(held_out, len(pairs)), torch.arange(held_out)
-    image_emb = lambda ix: F.normalize(vproj(tower(pixel_values=pixels[ix]).pooler_output), dim=-1)
     text_emb = lambda ids, mask: F.normalize(text(ids, mask), dim=-1)
+    weights = {}
+    def embed(ix):
+        "Image embeddings (B,D); with `regions`, also the region embeddings (R,D) and their phrases."
+        out = tower(pixel_values=pixels[ix])
+        v = F.normalize(vproj(out.pooler_output), dim=-1)
+        if not regions: return v, None, []
+        patches, pooled, phrases = out.last_hidden_state[:, -grid * grid:], [], []  # drop a CLS token if there is one
+        for j, i in enumerate(ix.tolist()):
+            for phrase, box in grounded[i]:
+                if box not in weights: weights[box] = box_weights(box, grid)
+                pooled.append(weights[box] @ patches[j]); phrases.append(phrase)
+        return v, F.normalize(rproj(torch.stack(pooled)), dim=-1) if pooled else None, phrases
+    def region_logits(r, phrases):
+        "Region -> phrase logits over the distinct phrases, and the targets."
+        uniq = sorted(set(phrases))
+        return r @ text_emb(*tokens(uniq)).T * rscale.exp().clamp(max=100), torch.tensor([uniq.index(p) for p in phrases])
     neg_rng = random.Random(seed + 1)  # the same held-out negatives at every evaluation
     test_negs = tokens([(negatives or _shuffle_words)(captions[i], neg_rng) for i in test_ix.tolist()])
     def evaluate():
-        "Held-out image->caption retrieval@1, and how often the true caption beats its hard negative."
+        "Held-out image->caption retrieval@1, how often the true caption beats its hard negative, region->phrase accuracy."
         tower.eval(); text.eval()
-        with torch.no_grad(): v, w, n = image_emb(test_ix), text_emb(I[test_ix], M[test_ix]), text_emb(*test_negs)
+        with torch.no_grad():
+            (v, r, phrases), w, n = embed(test_ix), text_emb(I[test_ix], M[test_ix]), text_emb(*test_negs)
+            ra = (lambda l, y: (l.argmax(1) == y).float().mean().item())(*region_logits(r, phrases)) if r is not None else None
         tower.train(); text.train()
-        return (((v @ w.T).argmax(1) == torch.arange(len(test_ix))).float().mean().item(), ((v * w).sum(1) > (v * n).sum(1)).float().mean().item())
-    r0, n0 = evaluate()
+        return (((v @ w.T).argmax(1) == torch.arange(len(test_ix))).float().mean().item(), ((v * w).sum(1) > (v * n).sum(1)).float().mean().item(), ra)
+    r0, n0, a0 = evaluate()
     hist = dict(loss=[], retrieval=[(0, r0)], negative_acc=[(0, n0)], chance=1 / held_out)
+    if regions: hist |= dict(region_acc=[(0, a0)], region_chance=1 / len({p for i in test_ix.tolist() for p, _ in grounded[i]}))
     for step in tqdm(range(steps), desc="pretraining the tower", disable=not progress):
         b = train_ix[torch.randperm(len(train_ix), generator=g)[:batch_size]]
-        v, w = image_emb(b), text_emb(I[b], M[b])
+        (v, r, phrases), w = embed(b), text_emb(I[b], M[b])
         s, y = scale.exp().clamp(max=100), torch.arange(len(b))
         logits = v @ w.T * s
         i2t = logits if negatives is None else torch.cat([logits, v @ text_emb(*tokens([negatives(captions[i], rng) for i in b.tolist()])).T * s], 1)
         loss = (F.cross_entropy(i2t, y) + F.cross_entropy(logits.T, y)) / 2
+        if r is not None: loss = loss + region_weight * F.cross_entropy(*region_logits(r, phrases))
         loss.backward(); opt.step(); sched.step(); opt.zero_grad()
         hist["loss"].append(loss.item())
-    r1, n1 = evaluate()
+    r1, n1, a1 = evaluate()
     hist["retrieval"].append((steps, r1)); hist["negative_acc"].append((steps, n1))
+    if regions: hist["region_acc"].append((steps, a1))
     return tower.eval(), hist
 
 def _shuffle_words(caption: str, rng: random.Random) -> str:

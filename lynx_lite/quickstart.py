@@ -36,7 +36,7 @@ SMOKE = QuickstartConfig(preset="tiny", images=48, videos=6, heldout_images=8, h
                          llm_steps=4, llm_batch=8, stage1_steps=3, stage2_steps=3, batch_size=4)
 CHANCE = {"color": 1 / 6, "shape": 1 / 6, "count": 1 / 3, "position": 1 / 9, "size": 1 / 2, "motion": 1 / 6}
 
-METHOD = 3  # raised whenever a step's method changes, so that outputs of an older method are not reused
+METHOD = 4  # raised whenever a step's method changes, so that outputs of an older method are not reused
 
 def _step(folder: Path, settings: dict, run, progress: bool) -> bool:
     "Run `run()` unless `folder/done.json` records the same settings; returns True when it ran."
@@ -65,16 +65,16 @@ def write_worlds(folder: Path, qc: QuickstartConfig, progress: bool = True, **wo
 def standins(qc: QuickstartConfig, progress: bool = True) -> dict:
     "Steps 1-3 (data, tower, LLM), each reused when done; returns the folders and the model overrides that load the stand-ins."
     from lynx_lite.pretrain import pretrain_llm, pretrain_tower, shapes_corpus
-    from lynx_lite.shapes import caption_negative
+    from lynx_lite.shapes import caption_negative, caption_regions
     from lynx_lite.text import tiny_tokenizer
     out, tok, base, s = Path(qc.out).expanduser(), tiny_tokenizer(), get_preset(qc.preset), asdict(qc)
     data, held = write_worlds(out / "data", qc, progress)
 
     def tower():
         t, h = pretrain_tower(data / "captions.jsonl", base.vision, tok, qc.tower_steps, qc.tower_batch, held_out=min(100, qc.images // 4),
-                              seed=qc.seed, negatives=caption_negative, progress=progress)
+                              seed=qc.seed, negatives=caption_negative, regions=caption_regions, progress=progress)
         t.save_pretrained(out / "tower")
-        return {"retrieval": h["retrieval"], "negative_acc": h["negative_acc"], "chance": h["chance"]}
+        return {k: h[k] for k in ("retrieval", "negative_acc", "chance", "region_acc", "region_chance")}
     _step(out / "tower", {k: s[k] for k in ("preset", "images", "tower_steps", "tower_batch", "seed")}, tower, progress)
 
     def llm():
@@ -117,7 +117,7 @@ def quickstart(qc: QuickstartConfig = QuickstartConfig(), progress: bool = True)
     acc = heldout_accuracy(model, mtok, held, out / "eval", progress=progress)
     mme = evaluate(model, mtok, "mme", held, out / "eval" / "mme", progress=progress, model_name="quickstart")["metrics"]
     steps = {k: json.loads((out / k / "done.json").read_text()) for k in ("data", "tower", "llm", "stage1", "stage2")}
-    tower_eval = {k: steps["tower"][k][-1][1] for k in ("retrieval", "negative_acc")} | {"chance": steps["tower"]["chance"]}
+    tower_eval = {k: steps["tower"][k][-1][1] for k in ("retrieval", "negative_acc", "region_acc")} | {k: steps["tower"][k] for k in ("chance", "region_chance")}
     summary = dict(accuracy={t: sum(v) / len(v) for t, v in acc.items()}, chance={t: CHANCE[t] for t in acc},
                    n={t: len(v) for t, v in acc.items()}, mme=mme, tower=tower_eval,
                    step_seconds={k: v["seconds"] for k, v in steps.items()}, minutes=round((time.time() - t0) / 60, 2), out=str(out))
@@ -131,5 +131,6 @@ def format_summary(s: dict) -> str:
     subs = ", ".join(f"{k} {v['score']:.0f}" for k, v in s["mme"]["subtasks"].items())
     rows.append(f"MME-style score (yes/no pairs): {s['mme']['perception']:.1f} / {200 * len(s['mme']['subtasks'])} ({subs})")
     t = s["tower"]
-    rows.append(f"tower: held-out retrieval@1 {t['retrieval']:.2f} (chance {t['chance']:.2f}); true caption over its hard negative {t['negative_acc']:.2f} (chance 0.50)")
+    rows.append(f"tower: held-out retrieval@1 {t['retrieval']:.2f} (chance {t['chance']:.2f}); true caption over its hard negative {t['negative_acc']:.2f} (chance 0.50); "
+                f"region->phrase {t['region_acc']:.2f} (chance {t['region_chance']:.2f})")
     return "\n".join(rows)

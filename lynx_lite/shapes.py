@@ -4,7 +4,7 @@
 
 # %% ../nbs/11_shapes.ipynb #f13c482d
 from __future__ import annotations
-import json, math, random, time
+import json, math, random, re, time
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 import numpy as np
@@ -14,7 +14,7 @@ from .prompts import phrase
 # %% auto #0
 __all__ = ['COLORS', 'BACKGROUNDS', 'KINDS', 'SIZES', 'POSITIONS', 'NUMBERS', 'EVENTS', 'YES_NO', 'Shape', 'Scene',
            'sample_scene', 'render', 'render_video', 'open_questions', 'yes_no_pairs', 'multiple_choice',
-           'caption_negative', 'text_instruction', 'write_video', 'write_dataset']
+           'caption_negative', 'caption_regions', 'text_instruction', 'write_video', 'write_dataset']
 
 # %% ../nbs/11_shapes.ipynb #aea3ad4b
 COLORS = {"red": (215, 48, 39), "green": (50, 160, 65), "blue": (40, 85, 215), "yellow": (240, 200, 30),
@@ -164,13 +164,30 @@ def caption_negative(caption: str, rng: random.Random) -> str:
         words[i] = words[i].replace(k, rng.choice([x for x in KINDS if x not in present]))
     return " ".join(words)
 
+def caption_regions(caption: str) -> list[tuple[str, tuple[float, float, float, float]]]:
+    """Grounded phrases of an image caption: ("a red circle", box) per shape, the box (x0, y0, x1, y1) in [0, 1] being
+    the shape's grid cell (the position the caption names). Video captions name no cell and give []."""
+    cells = {p: (r, c) for r, row in enumerate(POSITIONS) for c, p in enumerate(row)}
+    out = []
+    for size, color, kind, at, center in re.findall(r"a (small|large) (\w+) (\w+) (?:at the ([a-z ]+?)|in the (center))(?= and|,)", caption):
+        r, c = cells[at or center]
+        out.append((f"a {color} {kind}", (c / 3, r / 3, (c + 1) / 3, (r + 1) / 3)))
+    return out
+
 # %% ../nbs/11_shapes.ipynb #e6267500
 _SIDES = {"triangle": "three", "square": "four", "diamond": "four", "cross": "twelve", "star": "ten"}
 _OPPOSITE = {"left": "right", "right": "left", "top": "bottom", "bottom": "top", "up": "down", "down": "up", "small": "large", "large": "small"}
+_RAINBOW = ("red", "orange", "yellow", "green", "blue", "purple")
+_COLOUR_OF = {"a ripe tomato": "red", "an orange": "orange", "a ripe banana": "yellow", "fresh grass": "green",
+              "the clear sky": "blue", "a ripe plum": "purple"}
+_MIXES = {("red", "yellow"): "orange", ("blue", "yellow"): "green", ("red", "blue"): "purple"}
+_DESCRIBED = {"circle": "is round with no corners", "square": "has four equal sides and four right angles",
+              "triangle": "has three sides", "star": "has five points", "diamond": "is a square turned on its corner",
+              "cross": "looks like a plus sign"}
 
 def text_instruction(rng: random.Random) -> dict:
-    "A text-only instruction about the world's vocabulary: instruction, output."
-    kind = rng.randrange(4)
+    "A text-only instruction about the world's vocabulary (numbers, opposites, colours, shapes): instruction, output."
+    kind = rng.choices(range(8), weights=(1, 1, 1, 1, 2, 2, 3, 2))[0]  # colour, shape and yes/no answers most often
     if kind == 0:
         shape = rng.choice(list(_SIDES))
         return dict(instruction=f"How many sides does a {shape} have?", output=_SIDES[shape])
@@ -180,8 +197,26 @@ def text_instruction(rng: random.Random) -> dict:
     if kind == 2:
         w = rng.choice(list(_OPPOSITE))
         return dict(instruction=f"What is the opposite of {w}?", output=_OPPOSITE[w])
-    a, b = rng.randrange(5), rng.randrange(5)
-    return dict(instruction=f"What is {NUMBERS[a]} plus {NUMBERS[b]}?", output=NUMBERS[a + b])
+    if kind == 3:
+        a, b = rng.randrange(5), rng.randrange(5)
+        return dict(instruction=f"What is {NUMBERS[a]} plus {NUMBERS[b]}?", output=NUMBERS[a + b])
+    if kind == 4:  # every colour is an answer: after (orange..purple) or before (red..blue) in the rainbow
+        i = rng.randrange(5)
+        return (dict(instruction=f"Which colour comes after {_RAINBOW[i]} in the rainbow?", output=_RAINBOW[i + 1]) if rng.random() < 0.5
+                else dict(instruction=f"Which colour comes before {_RAINBOW[i + 1]} in the rainbow?", output=_RAINBOW[i]))
+    if kind == 5:
+        if rng.random() < 0.5:
+            thing = rng.choice(list(_COLOUR_OF))
+            return dict(instruction=f"What colour is {thing}?", output=_COLOUR_OF[thing])
+        (a, b), mixed = rng.choice(list(_MIXES.items()))
+        return dict(instruction=f"What colour do you get if you mix {a} and {b}?", output=mixed)
+    if kind == 6:
+        shape = rng.choice(list(_DESCRIBED))
+        return dict(instruction=f"Which shape {_DESCRIBED[shape]}?", output=shape)
+    thing, colour = rng.choice(list(_COLOUR_OF.items()))  # a yes/no question, true half the time
+    asked = colour if rng.random() < 0.5 else rng.choice([c for c in _RAINBOW if c != colour])
+    return dict(instruction=f"Is {thing} {asked}?{YES_NO}", output="yes" if asked == colour else "no")
+
 
 # %% ../nbs/11_shapes.ipynb #85c913c9
 _OPENVQA_CLASS = {"color": "Color", "shape": "Others", "count": "Counting", "position": "Spatial", "size": "Others", "motion": "Action"}
@@ -237,7 +272,7 @@ def write_dataset(out: str | Path, n_images: int = 1000, n_videos: int = 100, se
             else:
                 (out / f"mme/{sub}/{i:06d}.png").write_bytes((out / rel).read_bytes())
                 (out / f"mme/{sub}/{i:06d}.txt").write_text(lines)
-    texts = [text_instruction(rng) for _ in range(max(1, (n_images + n_videos) // 2))]
+    texts = [text_instruction(rng) for _ in range(max(1, n_images + n_videos))]
     def jsonl(name, rows): (out / name).write_text("".join(json.dumps(r) + "\n" for r in rows))
     jsonl("captions.jsonl", captions); jsonl("text_instructions.jsonl", texts); jsonl("mcq.jsonl", mcqs)
     jsonl("openvqa_images.jsonl", ovqa_i); jsonl("openvqa_videos.jsonl", ovqa_v)

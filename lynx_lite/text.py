@@ -28,7 +28,9 @@ correct letter b c d e true false first second last between above below next tha
 after any appear be call can choice choices clip coloured comes contain depict description doing drawn during explain
 few figure figures for form found geometric give go going happens has have here holds identify items its kind locate
 located location make me motion multiple name opposite over part pick plus position present provide region reply
-respond s select show shows sides summarize take tell time twelve visible way whether words would write""".split()
+respond s select show shows sides summarize take tell time twelve visible way whether words would write
+rainbow before mix if get ripe tomato banana plum fresh grass clear sky round corners equal angles points turned
+looks like sign""".split()
 
 def tiny_tokenizer(words: Iterable[str] = TINY_WORDS, vocab_size: int = TINY_VOCAB) -> PreTrainedTokenizerFast:
     "A word-level tokenizer over `words` (lower-cased; digits and punctuation are single tokens), at most `vocab_size` ids."

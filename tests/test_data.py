@@ -105,7 +105,7 @@ def test_supervised_tokens_are_exactly_the_answers(world, tok):
 def test_other_formats_load(world, tok):
     pairs, texts = load_pairs(world / "captions.jsonl"), load_text_instructions(world / "text_instructions.jsonl")
     mme = load_mme(world / "mme")
-    assert len(pairs) == 20 and len(texts) == 10 and len(mme) == 16 * 8
+    assert len(pairs) == 20 and len(texts) == 20 and len(mme) == 16 * 8  # one text-only instruction per image or video
     assert {r.meta["answer"] for r in mme} == {"Yes", "No"}
     assert all(len(r.turns) == 1 for r in pairs + texts)
 
