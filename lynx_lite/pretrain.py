@@ -33,9 +33,13 @@ Box = tuple[float, float, float, float]  # x0, y0, x1, y1 as fractions of the im
 
 def box_weights(box: Box, grid: int) -> torch.Tensor:
     "Mean-pooling weights (grid*grid,) over the patches whose centres fall in `box` (the nearest patch if none does)."
-    c = (torch.arange(grid) + 0.5) / grid
-    inside = lambda lo, hi: (c >= lo) & (c < hi) if ((c >= lo) & (c < hi)).any() else (c - (lo + hi) / 2).abs() == (c - (lo + hi) / 2).abs().min()
-    w = (inside(box[1], box[3])[:, None] & inside(box[0], box[2])[None, :]).flatten().float()
+    c = (torch.arange(grid) + 0.5) / grid  # patch centres along one axis
+    def axis(lo: float, hi: float) -> torch.Tensor:
+        m = (c >= lo) & (c < hi)
+        if m.any(): return m
+        d = (c - (lo + hi) / 2).abs()
+        return d == d.min()
+    w = (axis(box[1], box[3])[:, None] & axis(box[0], box[2])[None, :]).flatten().float()
     return w / w.sum()
 
 def pretrain_tower(pairs_file: str | Path, vc: VisionConfig, tokenizer, steps: int = 300, batch_size: int = 64, lr: float = 1e-3,
@@ -60,9 +64,12 @@ def pretrain_tower(pairs_file: str | Path, vc: VisionConfig, tokenizer, steps: i
     torch.manual_seed(seed)
     tower = AutoModel.from_config(AutoConfig.for_model(vc.model_type, **vc.config))
     dim, grid = tower.config.hidden_size, tower.config.image_size // tower.config.patch_size
-    text, vproj, rproj = BagTextEncoder(len(tokenizer), dim, dim, layers=text_layers), nn.Linear(dim, dim), nn.Linear(dim, dim)
-    scale, rscale = nn.Parameter(torch.tensor(2.66)), nn.Parameter(torch.tensor(2.66))  # log(1/0.07), CLIP's initial temperature
-    params = [*tower.parameters(), *text.parameters(), *vproj.parameters(), scale] + ([*rproj.parameters(), rscale] if regions else [])
+    text, vproj = BagTextEncoder(len(tokenizer), dim, dim, layers=text_layers), nn.Linear(dim, dim)
+    scale = nn.Parameter(torch.tensor(2.66))  # log(1/0.07), CLIP's initial temperature
+    params = [*tower.parameters(), *text.parameters(), *vproj.parameters(), scale]
+    if regions:  # the region embeddings' projection and temperature
+        rproj, rscale = nn.Linear(dim, dim), nn.Parameter(torch.tensor(2.66))
+        params += [*rproj.parameters(), rscale]
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.01)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.1)
     train_ix, test_ix = torch.arange(held_out, len(pairs)), torch.arange(held_out)
@@ -90,7 +97,8 @@ def pretrain_tower(pairs_file: str | Path, vc: VisionConfig, tokenizer, steps: i
         tower.eval(); text.eval()
         with torch.no_grad():
             (v, r, phrases), w, n = embed(test_ix), text_emb(I[test_ix], M[test_ix]), text_emb(*test_negs)
-            ra = (lambda l, y: (l.argmax(1) == y).float().mean().item())(*region_logits(r, phrases)) if r is not None else None
+            ra = None
+            if r is not None: l, y = region_logits(r, phrases); ra = (l.argmax(1) == y).float().mean().item()
         tower.train(); text.train()
         return (((v @ w.T).argmax(1) == torch.arange(len(test_ix))).float().mean().item(), ((v * w).sum(1) > (v * n).sum(1)).float().mean().item(), ra)
     r0, n0, a0 = evaluate()
