@@ -15,7 +15,7 @@ from .records import load_conversations, load_pairs, load_text_instructions
 from .text import encode_conversation, pad_rows
 
 # %% auto #0
-__all__ = ['Box', 'BagTextEncoder', 'box_weights', 'pretrain_tower', 'shapes_corpus', 'pretrain_llm']
+__all__ = ['Box', 'BagTextEncoder', 'box_weights', 'pretrain_tower', 'shapes_corpus', 'length_grouped_batches', 'pretrain_llm']
 
 # %% ../nbs/23_pretrain.ipynb #c9185a56
 class BagTextEncoder(nn.Module):
@@ -130,19 +130,30 @@ def shapes_corpus(shapes_dir: str | Path, tokenizer, tc: TextConfig) -> list[lis
     records = load_conversations(d / "instructions.json") + load_pairs(d / "captions.jsonl") + load_text_instructions(d / "text_instructions.jsonl")
     return [encode_conversation(tokenizer, r.turns, tc)[0] for r in records]
 
+def length_grouped_batches(lengths: list[int], batch_size: int, group: int, g: torch.Generator):
+    """Endless batches of indices into `lengths`: `group` batches' worth drawn at random, sorted by length, cut into
+    batches and shuffled (transformers' `group_by_length`), so that a batch pads its rows to similar lengths."""
+    while True:
+        ix = torch.randint(len(lengths), (batch_size * group,), generator=g).tolist()
+        ix.sort(key=lengths.__getitem__)
+        batches = [ix[k:k + batch_size] for k in range(0, len(ix), batch_size)]
+        yield from (batches[j] for j in torch.randperm(len(batches), generator=g).tolist())
+
 def pretrain_llm(corpus: list[list[int]], lc: LLMConfig, tokenizer, steps: int = 300, batch_size: int = 32, lr: float = 3e-3,
-                 seed: int = 0, progress: bool = True) -> tuple[PreTrainedModel, dict]:
-    "Train the causal LM of `lc` (from its config) on `corpus` (lists of ids); returns it and the loss history."
+                 seed: int = 0, group: int = 8, progress: bool = True) -> tuple[PreTrainedModel, dict]:
+    """Train the causal LM of `lc` (from its config) on `corpus` (lists of ids); returns it and the loss history.
+    Batches group rows of similar length (`group` batches sorted together; 1 = plain random batches)."""
     from tqdm.auto import tqdm
     torch.manual_seed(seed); g = torch.Generator().manual_seed(seed)
     llm = AutoModelForCausalLM.from_config(AutoConfig.for_model(lc.model_type, **lc.config))
     opt = torch.optim.AdamW(llm.parameters(), lr=lr, weight_decay=0.01)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.1)
-    hist = dict(loss=[])
+    hist, batches = dict(loss=[], padded_tokens=0), length_grouped_batches([len(r) for r in corpus], batch_size, group, g)
     llm.train()
     for step in tqdm(range(steps), desc="pretraining the LLM", disable=not progress):
-        rows = [corpus[i] for i in torch.randint(len(corpus), (batch_size,), generator=g)]
+        rows = [corpus[i] for i in next(batches)]
         ids = pad_rows(rows, tokenizer.pad_token_id, "right"); mask = pad_rows([[1] * len(r) for r in rows], 0, "right")
+        hist["padded_tokens"] += ids.numel()
         loss = llm(input_ids=ids, attention_mask=mask, labels=ids.masked_fill(mask == 0, -100)).loss
         loss.backward(); torch.nn.utils.clip_grad_norm_(llm.parameters(), 1.0); opt.step(); sched.step(); opt.zero_grad()
         hist["loss"].append(loss.item())

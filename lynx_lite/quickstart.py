@@ -36,7 +36,7 @@ SMOKE = QuickstartConfig(preset="tiny", images=48, videos=6, heldout_images=8, h
                          llm_steps=4, llm_batch=8, stage1_steps=3, stage2_steps=3, batch_size=4)
 CHANCE = {"color": 1 / 6, "shape": 1 / 6, "count": 1 / 3, "position": 1 / 9, "size": 1 / 2, "motion": 1 / 6}
 
-METHOD = 4  # raised whenever a step's method changes, so that outputs of an older method are not reused
+METHOD = 5  # raised whenever a step's method changes, so that outputs of an older method are not reused
 
 def _step(folder: Path, settings: dict, run, progress: bool) -> bool:
     "Run `run()` unless `folder/done.json` records the same settings; returns True when it ran."
