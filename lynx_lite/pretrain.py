@@ -148,12 +148,11 @@ def pretrain_llm(corpus: list[list[int]], lc: LLMConfig, tokenizer, steps: int =
     llm = AutoModelForCausalLM.from_config(AutoConfig.for_model(lc.model_type, **lc.config))
     opt = torch.optim.AdamW(llm.parameters(), lr=lr, weight_decay=0.01)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.1)
-    hist, batches = dict(loss=[], padded_tokens=0), length_grouped_batches([len(r) for r in corpus], batch_size, group, g)
+    hist, batches = dict(loss=[]), length_grouped_batches([len(r) for r in corpus], batch_size, group, g)
     llm.train()
     for step in tqdm(range(steps), desc="pretraining the LLM", disable=not progress):
         rows = [corpus[i] for i in next(batches)]
         ids = pad_rows(rows, tokenizer.pad_token_id, "right"); mask = pad_rows([[1] * len(r) for r in rows], 0, "right")
-        hist["padded_tokens"] += ids.numel()
         loss = llm(input_ids=ids, attention_mask=mask, labels=ids.masked_fill(mask == 0, -100)).loss
         loss.backward(); torch.nn.utils.clip_grad_norm_(llm.parameters(), 1.0); opt.step(); sched.step(); opt.zero_grad()
         hist["loss"].append(loss.item())

@@ -164,13 +164,15 @@ def caption_negative(caption: str, rng: random.Random) -> str:
         words[i] = words[i].replace(k, rng.choice([x for x in KINDS if x not in present]))
     return " ".join(words)
 
+_CELLS = {p: (r, c) for r, row in enumerate(POSITIONS) for c, p in enumerate(row)}
+_PHRASE = re.compile(rf"a ({'|'.join(SIZES)}) (\w+) (\w+) (?:at the ([a-z ]+?)|in the (center))(?= and|,)")  # `Shape.phrase`, read back
+
 def caption_regions(caption: str) -> list[tuple[str, tuple[float, float, float, float]]]:
     """Grounded phrases of an image caption: ("a red circle", box) per shape, the box (x0, y0, x1, y1) in [0, 1] being
     the shape's grid cell (the position the caption names). Video captions name no cell and give []."""
-    cells = {p: (r, c) for r, row in enumerate(POSITIONS) for c, p in enumerate(row)}
     out = []
-    for size, color, kind, at, center in re.findall(r"a (small|large) (\w+) (\w+) (?:at the ([a-z ]+?)|in the (center))(?= and|,)", caption):
-        r, c = cells[at or center]
+    for size, color, kind, at, center in _PHRASE.findall(caption):
+        r, c = _CELLS[at or center]
         out.append((f"a {color} {kind}", (c / 3, r / 3, (c + 1) / 3, (r + 1) / 3)))
     return out
 
