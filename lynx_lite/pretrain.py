@@ -15,7 +15,8 @@ from .records import load_conversations, load_pairs, load_text_instructions
 from .text import encode_conversation, pad_rows
 
 # %% auto #0
-__all__ = ['Box', 'BagTextEncoder', 'box_weights', 'pretrain_tower', 'shapes_corpus', 'length_grouped_batches', 'pretrain_llm']
+__all__ = ['Box', 'BagTextEncoder', 'box_weights', 'pretrain_tower', 'shapes_corpus', 'length_grouped_batches', 'pretrain_llm',
+           'linear_probe', 'probe_tower']
 
 # %% ../nbs/23_pretrain.ipynb #c9185a56
 class BagTextEncoder(nn.Module):
@@ -157,3 +158,39 @@ def pretrain_llm(corpus: list[list[int]], lc: LLMConfig, tokenizer, steps: int =
         loss.backward(); torch.nn.utils.clip_grad_norm_(llm.parameters(), 1.0); opt.step(); sched.step(); opt.zero_grad()
         hist["loss"].append(loss.item())
     return llm.eval(), hist
+
+# %% ../nbs/23_pretrain.ipynb #fd2774ae
+def linear_probe(x: torch.Tensor, y: torch.Tensor, n_train: int, steps: int = 300, lr: float = 0.05) -> float:
+    "Held-out accuracy of a softmax regression fitted on the first `n_train` rows of `x` (N, D) to the labels `y` (N,)."
+    x = (x - x[:n_train].mean(0)) / (x[:n_train].std(0) + 1e-5)
+    x = torch.cat([x, torch.ones(len(x), 1)], 1).detach()
+    w = torch.zeros(x.shape[1], int(y.max()) + 1, requires_grad=True)
+    opt = torch.optim.Adam([w], lr)
+    with torch.enable_grad():
+        for _ in range(steps):
+            loss = F.cross_entropy(x[:n_train] @ w, y[:n_train]) + 1e-4 * w.pow(2).sum()
+            opt.zero_grad(); loss.backward(); opt.step()
+    return ((x[n_train:] @ w).argmax(1) == y[n_train:]).float().mean().item()
+
+@torch.no_grad()
+def probe_tower(tower: PreTrainedModel, vc: VisionConfig, n: int = 1500, n_train: int = 1000, layer: int = -1, seed: int = 3,
+                batch: int = 250) -> dict[str, float]:
+    """Held-out accuracy of linear probes on the features (`hidden_states[layer]`) of `n` new shapes scenes, the first
+    `n_train` for fitting: `background` from the mean patch feature; `color` and `kind` of each shape from the mean
+    patch feature of its grid cell."""
+    from lynx_lite.shapes import BACKGROUNDS, COLORS, KINDS, render, sample_scene
+    rng = random.Random(seed); scenes = [sample_scene(rng) for _ in range(n)]
+    grid = vc.image_size // tower.config.patch_size
+    cells = torch.stack([box_weights((c / 3, r / 3, (c + 1) / 3, (r + 1) / 3), grid) for r in range(3) for c in range(3)])  # (9, P)
+    image, cell = [], []
+    for i in range(0, n, batch):
+        px = torch.stack([image_to_pixels(render(s, vc.image_size), vc) for s in scenes[i:i + batch]])
+        h = tower(pixel_values=px, output_hidden_states=True).hidden_states[layer][:, -grid * grid:]  # (B, P, D), no CLS
+        image.append(h.mean(1)); cell.append(torch.einsum("cp,bpd->bcd", cells, h))
+    image, cell = torch.cat(image), torch.cat(cell)  # (N, D), (N, 9, D)
+    shapes = [(i, s) for i, sc in enumerate(scenes) for s in sc.shapes]
+    x = torch.stack([cell[i, s.row * 3 + s.col] for i, s in shapes])
+    split = sum(1 for i, _ in shapes if i < n_train)
+    return dict(background=linear_probe(image, torch.tensor([list(BACKGROUNDS).index(s.background) for s in scenes]), n_train),
+                color=linear_probe(x, torch.tensor([list(COLORS).index(s.color) for _, s in shapes]), split),
+                kind=linear_probe(x, torch.tensor([KINDS.index(s.kind) for _, s in shapes]), split))
