@@ -178,10 +178,10 @@ def probe_tower(tower: PreTrainedModel, vc: VisionConfig, n: int = 1500, n_train
     """Held-out accuracy of linear probes on the features (`hidden_states[layer]`) of `n` new shapes scenes, the first
     `n_train` for fitting: `background` from the mean patch feature; `color` and `kind` of each shape from the mean
     patch feature of its grid cell."""
-    from lynx_lite.shapes import BACKGROUNDS, COLORS, KINDS, render, sample_scene
+    from lynx_lite.shapes import BACKGROUNDS, COLORS, KINDS, cell_box, render, sample_scene
     rng = random.Random(seed); scenes = [sample_scene(rng) for _ in range(n)]
     grid = vc.image_size // tower.config.patch_size
-    cells = torch.stack([box_weights((c / 3, r / 3, (c + 1) / 3, (r + 1) / 3), grid) for r in range(3) for c in range(3)])  # (9, P)
+    cells = torch.stack([box_weights(cell_box(r, c), grid) for r in range(3) for c in range(3)])  # (9, P)
     image, cell = [], []
     for i in range(0, n, batch):
         px = torch.stack([image_to_pixels(render(s, vc.image_size), vc) for s in scenes[i:i + batch]])

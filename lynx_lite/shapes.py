@@ -14,7 +14,7 @@ from .prompts import phrase
 # %% auto #0
 __all__ = ['COLORS', 'BACKGROUNDS', 'KINDS', 'SIZES', 'POSITIONS', 'NUMBERS', 'EVENTS', 'YES_NO', 'Shape', 'Scene',
            'sample_scene', 'render', 'render_video', 'open_questions', 'yes_no_pairs', 'multiple_choice',
-           'caption_negative', 'caption_regions', 'text_instruction', 'write_video', 'write_dataset']
+           'caption_negative', 'cell_box', 'caption_regions', 'text_instruction', 'write_video', 'write_dataset']
 
 # %% ../nbs/11_shapes.ipynb #aea3ad4b
 COLORS = {"red": (215, 48, 39), "green": (50, 160, 65), "blue": (40, 85, 215), "yellow": (240, 200, 30),
@@ -164,6 +164,10 @@ def caption_negative(caption: str, rng: random.Random) -> str:
         words[i] = words[i].replace(k, rng.choice([x for x in KINDS if x not in present]))
     return " ".join(words)
 
+def cell_box(row: int, col: int) -> tuple[float, float, float, float]:
+    "The box (x0, y0, x1, y1), in fractions of the image side, of the 3x3 grid cell at `row`, `col` (0..2 from the top left)."
+    return (col / 3, row / 3, (col + 1) / 3, (row + 1) / 3)
+
 _CELLS = {p: (r, c) for r, row in enumerate(POSITIONS) for c, p in enumerate(row)}
 _PHRASE = re.compile(rf"a ({'|'.join(SIZES)}) (\w+) (\w+) (?:at the ([a-z ]+?)|in the (center))(?= and|,)")  # `Shape.phrase`, read back
 
@@ -172,8 +176,7 @@ def caption_regions(caption: str) -> list[tuple[str, tuple[float, float, float, 
     the shape's grid cell (the position the caption names). Video captions name no cell and give []."""
     out = []
     for size, color, kind, at, center in _PHRASE.findall(caption):
-        r, c = _CELLS[at or center]
-        out.append((f"a {color} {kind}", (c / 3, r / 3, (c + 1) / 3, (r + 1) / 3)))
+        out.append((f"a {color} {kind}", cell_box(*_CELLS[at or center])))
     return out
 
 # %% ../nbs/11_shapes.ipynb #e6267500
