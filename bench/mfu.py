@@ -35,18 +35,18 @@ def main():
     sec = timed(step, repeat=5, warmup=2)
     n = lambda m: sum(p.numel() for p in m.parameters())
     with torch.no_grad(): N_vis = model.vision(pix[:1]).shape[1]
-    Q = cfg.bridge.num_queries; T = Q + L
+    Q = cfg.resampler.num_queries; T = Q + L
     d_llm, n_layers = model.llm.config.hidden_size, model.llm.config.num_hidden_layers
     vt = model.vision.model.config
     tower = 2 * n(model.vision.model) * N_vis * B + 2 * 2 * N_vis ** 2 * vt.hidden_size * vt.num_hidden_layers * B
-    bridge = 6 * n(model.bridge) * (N_vis + Q) * B  # cross-attention reads every patch feature
+    resampler = 6 * n(model.resampler) * (N_vis + Q) * B  # cross-attention reads every patch feature
     llm_params = n(model.llm) - model.llm.get_input_embeddings().weight.numel()
     llm = 6 * llm_params * T * B + 3 * 2 * 2 * T ** 2 * d_llm * n_layers * B  # frozen weights still pass gradients through
-    flops = tower + bridge + llm
+    flops = tower + resampler + llm
     peak = matmul_peak(dtype)
     mfu = flops / sec / peak
     print(f"{a.preset}, batch {B}, {N_vis} patch tokens, {Q} visual + {L} text tokens, {a.dtype} on {device()}")
-    print(f"  step {sec * 1e3:.1f} ms; model FLOPs {flops / 1e9:.2f} G per step ({tower / flops:.0%} tower, {bridge / flops:.0%} resampler, {llm / flops:.0%} LLM)")
+    print(f"  step {sec * 1e3:.1f} ms; model FLOPs {flops / 1e9:.2f} G per step ({tower / flops:.0%} tower, {resampler / flops:.0%} resampler, {llm / flops:.0%} LLM)")
     print(f"  achieved {flops / sec / 1e9:.1f} GFLOP/s; measured {a.dtype} matmul peak {peak / 1e9:.1f} GFLOP/s")
     print(f"MFU: {mfu:.1%}")
     save(f"mfu-{a.preset}-{a.dtype}", dict(preset=a.preset, batch=B, text=L, dtype=a.dtype, step_s=sec, flops=flops, peak=peak, mfu=mfu))

@@ -27,7 +27,7 @@ def build(a):
     n_vis = (a.image // a.patch) ** 2
     torch.manual_seed(0)
     lynx = LynxModel(get_preset("tiny", **{"vision.image_size": a.image, "vision.config": vis, "vision.drop_cls": True, "llm.config": llm,
-                                           "bridge.num_queries": n_vis, "bridge.heads": 8, "bridge.head_dim": 64,
+                                           "resampler.num_queries": n_vis, "resampler.heads": 8, "resampler.head_dim": 64,
                                            "adapters.bottleneck": a.hidden // 4, "text.max_length": 4096}))
     freeze_for_stage(lynx, 2, verbose=False)
     llava = LlavaForConditionalGeneration(LlavaConfig(vision_config=CLIPVisionConfig(**vis), text_config=LlamaConfig(**llm),

@@ -65,33 +65,33 @@ class Adapter(nn.Module):
 def _adapter_hook(layer: nn.Module, args, output):
     return map_hidden(output, layer.output_adapter)
 
-def adapter_layer_ids(num_layers: int, ac: AdapterConfig) -> list[int]:
+def adapter_layer_ids(num_layers: int, adapter_cfg: AdapterConfig) -> list[int]:
     "Which decoder layers get an adapter: start, start+every, ..."
-    return list(range(ac.start, num_layers, ac.every))
+    return list(range(adapter_cfg.start, num_layers, adapter_cfg.every))
 
-def add_adapters(llm: PreTrainedModel, ac: AdapterConfig) -> list[int]:
-    "Attach an `Adapter` (as `output_adapter`) to every `ac.every`-th decoder layer; returns their indices."
+def add_adapters(llm: PreTrainedModel, adapter_cfg: AdapterConfig) -> list[int]:
+    "Attach an `Adapter` (as `output_adapter`) to every `adapter_cfg.every`-th decoder layer; returns their indices."
     layers, dim = decoder_layers(llm), hidden_size(llm)
-    ids = adapter_layer_ids(len(layers), ac)
+    ids = adapter_layer_ids(len(layers), adapter_cfg)
     for i in ids:
         if hasattr(layers[i], "output_adapter"): raise ValueError(f"layer {i} already has an adapter")
-        layers[i].output_adapter = Adapter(dim, ac.bottleneck, ac.init)
+        layers[i].output_adapter = Adapter(dim, adapter_cfg.bottleneck, adapter_cfg.init)
         layers[i].register_forward_hook(_adapter_hook)
     return ids
 
 # %% ../nbs/03_adapters.ipynb #25c3ace9
-def add_lora(llm: PreTrainedModel, ac: AdapterConfig) -> PreTrainedModel:
-    "Inject LoRA (rank `ac.lora_r`) into the LLM's linear layers, in place."
+def add_lora(llm: PreTrainedModel, adapter_cfg: AdapterConfig) -> PreTrainedModel:
+    "Inject LoRA (rank `adapter_cfg.lora_r`) into the LLM's linear layers, in place."
     from peft import LoraConfig, inject_adapter_in_model
     from transformers.pytorch_utils import Conv1D
     fan_in_fan_out = any(isinstance(m, Conv1D) for m in llm.modules())  # GPT-2 stores its linears transposed
-    cfg = LoraConfig(r=ac.lora_r, lora_alpha=ac.lora_alpha, lora_dropout=ac.lora_dropout, target_modules=ac.lora_targets,
+    cfg = LoraConfig(r=adapter_cfg.lora_r, lora_alpha=adapter_cfg.lora_alpha, lora_dropout=adapter_cfg.lora_dropout, target_modules=adapter_cfg.lora_targets,
                      bias="none", fan_in_fan_out=fan_in_fan_out)
     return inject_adapter_in_model(cfg, llm)
 
-def add_llm_adapters(llm: PreTrainedModel, ac: AdapterConfig) -> PreTrainedModel:
-    "Add what `ac.kind` asks for: bottleneck adapters, LoRA, or nothing."
-    if ac.kind == "adapter": add_adapters(llm, ac)
-    elif ac.kind == "lora": add_lora(llm, ac)
-    elif ac.kind != "none": raise ValueError(f"unknown adapter kind {ac.kind!r}; use 'adapter', 'lora' or 'none'")
+def add_llm_adapters(llm: PreTrainedModel, adapter_cfg: AdapterConfig) -> PreTrainedModel:
+    "Add what `adapter_cfg.method` asks for: bottleneck adapters, LoRA, or nothing."
+    if adapter_cfg.method == "adapter": add_adapters(llm, adapter_cfg)
+    elif adapter_cfg.method == "lora": add_lora(llm, adapter_cfg)
+    elif adapter_cfg.method != "none": raise ValueError(f"unknown adapter method {adapter_cfg.method!r}; use 'adapter', 'lora' or 'none'")
     return llm

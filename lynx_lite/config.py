@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, asdict, fields
 from typing import Any, Literal
 
 # %% auto #0
-__all__ = ['CLIP_MEAN', 'CLIP_STD', 'PARTS', 'TINY_VOCAB', 'VisionConfig', 'BridgeConfig', 'LLMConfig', 'AdapterConfig',
+__all__ = ['CLIP_MEAN', 'CLIP_STD', 'PARTS', 'TINY_VOCAB', 'VisionConfig', 'ResamplerConfig', 'LLMConfig', 'AdapterConfig',
            'FusionConfig', 'VideoConfig', 'TextConfig', 'apply_overrides', 'LynxConfig', 'register_preset',
            'list_presets', 'get_preset']
 
@@ -33,7 +33,7 @@ class VisionConfig:
 
 # %% ../nbs/00_config.ipynb #7ef44caf
 @dataclass
-class BridgeConfig:
+class ResamplerConfig:
     "Perceiver resampler: `num_queries` learned latents cross-attend to the patch features `depth` times."
     num_queries: int = 32
     depth: int = 3
@@ -57,7 +57,7 @@ class LLMConfig:
 @dataclass
 class AdapterConfig:
     "Trainable modules inside the frozen LLM."
-    kind: Literal["adapter", "lora", "none"] = "adapter"
+    method: Literal["adapter", "lora", "none"] = "adapter"
     every: int = 2  # an adapter on layers start, start+every, ...
     start: int = 0
     bottleneck: int | None = None  # None = hidden_size // 2 (Lynx)
@@ -112,19 +112,19 @@ def apply_overrides(d: dict, overrides: dict, strict: bool = True, name: str = "
                 known = ", ".join(sorted(d)) if depth == 0 else ""
                 raise KeyError(f"unknown {name} key {key!r}" + (f"; known: {known}" if known else ""))
             if depth < len(path):
-                if node.get(k) is None: node[k] = {}  # e.g. `shapes.images=...` when `shapes` is unset
+                if node.get(k) is None: node[k] = {}  # e.g. `quantization.load_in_4bit=true` when unset
                 node = node[k]
         node[last] = value
     return d
 
-PARTS = ("vision", "frame_pos", "bridge", "adapters", "llm")
-_DEFAULT_TRAINABLE = ["frame_pos", "bridge", "adapters"]
+PARTS = ("vision", "frame_pos", "resampler", "adapters", "llm")
+_DEFAULT_TRAINABLE = ["frame_pos", "resampler", "adapters"]
 
 @dataclass
 class LynxConfig:
     "Everything needed to build a Lynx model. Round-trips through JSON with `to_dict` / `from_dict`."
     vision: VisionConfig = field(default_factory=VisionConfig)
-    bridge: BridgeConfig = field(default_factory=BridgeConfig)
+    resampler: ResamplerConfig = field(default_factory=ResamplerConfig)
     llm: LLMConfig = field(default_factory=LLMConfig)
     adapters: AdapterConfig = field(default_factory=AdapterConfig)
     fusion: FusionConfig = field(default_factory=FusionConfig)
@@ -138,8 +138,8 @@ class LynxConfig:
             if isinstance(v, dict) and f.name != "stage_trainable": setattr(self, f.name, _SUB[f.name](**v))
         if self.fusion.mode not in ("prefix", "xattn"):
             raise ValueError(f"fusion.mode must be 'prefix' or 'xattn', got {self.fusion.mode!r}")
-        if self.adapters.kind not in ("adapter", "lora", "none"):
-            raise ValueError(f"adapters.kind must be 'adapter', 'lora' or 'none', got {self.adapters.kind!r}")
+        if self.adapters.method not in ("adapter", "lora", "none"):
+            raise ValueError(f"adapters.method must be 'adapter', 'lora' or 'none', got {self.adapters.method!r}")
         for stage, parts in self.stage_trainable.items():
             bad = [p for p in parts if p not in PARTS]
             if bad: raise ValueError(f"stage {stage}: unknown parts {bad}; known parts: {list(PARTS)}")
@@ -163,10 +163,10 @@ class LynxConfig:
     def to_json(self) -> str: return json.dumps(self.to_dict(), indent=2)
 
     def replace(self, **overrides) -> "LynxConfig":
-        "A copy with dotted overrides, e.g. `cfg.replace(**{'bridge.depth': 2, 'fusion.mode': 'xattn'})`."
+        "A copy with dotted overrides, e.g. `cfg.replace(**{'resampler.depth': 2, 'fusion.mode': 'xattn'})`."
         return LynxConfig.from_dict(apply_overrides(self.to_dict(), overrides))
 
-_SUB = dict(vision=VisionConfig, bridge=BridgeConfig, llm=LLMConfig, adapters=AdapterConfig,
+_SUB = dict(vision=VisionConfig, resampler=ResamplerConfig, llm=LLMConfig, adapters=AdapterConfig,
             fusion=FusionConfig, video=VideoConfig, text=TextConfig)
 
 # %% ../nbs/00_config.ipynb #bca5fb80
@@ -194,7 +194,7 @@ def _tiny() -> LynxConfig:
         vision=VisionConfig(model_type="clip_vision_model", image_size=32,
                             config=dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2,
                                         num_attention_heads=4, image_size=32, patch_size=8)),
-        bridge=BridgeConfig(num_queries=8, depth=2, heads=4, head_dim=16, ff_mult=2),
+        resampler=ResamplerConfig(num_queries=8, depth=2, heads=4, head_dim=16, ff_mult=2),
         llm=LLMConfig(model_type="llama",
                       config=dict(vocab_size=TINY_VOCAB, hidden_size=64, intermediate_size=128, num_hidden_layers=4,
                                   num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=256,
@@ -202,7 +202,7 @@ def _tiny() -> LynxConfig:
                                   # a random LLM with the usual 0.02 init has near-uniform logits (a loss stuck near
                                   # ln V); 0.1 makes it a stand-in whose outputs can be steered
                                   initializer_range=0.1)),
-        adapters=AdapterConfig(kind="adapter", every=2, bottleneck=32),
+        adapters=AdapterConfig(method="adapter", every=2, bottleneck=32),
         fusion=FusionConfig(mode="prefix", xattn_every=2, xattn_heads=4, xattn_head_dim=16, xattn_ff_mult=2),
         video=VideoConfig(num_frames=4),
         text=TextConfig(max_prompt_tokens=48, max_answer_tokens=40, max_length=248))  # 256 positions - 8 queries
@@ -212,12 +212,12 @@ def _lynx_7b() -> LynxConfig:
         vision=VisionConfig(model_type="lynx_eva_vision", image_size=420, feature_layer=-1, drop_cls=False,
                             config=dict(image_size=420, patch_size=14, hidden_size=1408, num_hidden_layers=39,
                                         num_attention_heads=16, intermediate_size=6144, final_norm=False)),
-        bridge=BridgeConfig(num_queries=32, depth=3, heads=8, head_dim=64, ff_mult=4),
+        resampler=ResamplerConfig(num_queries=32, depth=3, heads=8, head_dim=64, ff_mult=4),
         llm=LLMConfig(name_or_path=None, model_type="llama",  # Vicuna-7B v1.1 shapes, +1 [PAD] token
                       config=dict(vocab_size=32001, hidden_size=4096, intermediate_size=11008, num_hidden_layers=32,
                                   num_attention_heads=32, num_key_value_heads=32, max_position_embeddings=2048,
                                   rms_norm_eps=1e-6, tie_word_embeddings=False), dtype="float16"),
-        adapters=AdapterConfig(kind="adapter", every=2, start=0, bottleneck=2048, init="lynx"),
+        adapters=AdapterConfig(method="adapter", every=2, start=0, bottleneck=2048, init="lynx"),
         video=VideoConfig(num_frames=5),
         text=TextConfig(max_prompt_tokens=40, truncate_prompt=True, max_answer_tokens=64, max_length=2048 - 32))
 
@@ -226,13 +226,13 @@ def _quickstart() -> LynxConfig:
     return _tiny().replace(**{
         "vision.image_size": 64, "vision.config": dict(hidden_size=128, intermediate_size=256, num_hidden_layers=4,
                                                        num_attention_heads=4, image_size=64, patch_size=8),
-        "bridge.num_queries": 16, "bridge.heads": 4, "bridge.head_dim": 32,
+        "resampler.num_queries": 16, "resampler.heads": 4, "resampler.head_dim": 32,
         "llm.config": dict(vocab_size=TINY_VOCAB, hidden_size=128, intermediate_size=384, num_hidden_layers=4, num_attention_heads=4,
                            num_key_value_heads=4, max_position_embeddings=256, tie_word_embeddings=False),
         "adapters.bottleneck": 64, "text.max_length": 240})
 
 register_preset("tiny", _tiny())
 register_preset("quickstart", _quickstart())
-register_preset("tiny-xattn", _tiny().replace(**{"fusion.mode": "xattn", "adapters.kind": "none"}))
-register_preset("tiny-lora", _tiny().replace(**{"adapters.kind": "lora", "adapters.lora_r": 8, "adapters.lora_alpha": 16}))
+register_preset("tiny-xattn", _tiny().replace(**{"fusion.mode": "xattn", "adapters.method": "none"}))
+register_preset("tiny-lora", _tiny().replace(**{"adapters.method": "lora", "adapters.lora_r": 8, "adapters.lora_alpha": 16}))
 register_preset("lynx-7b", _lynx_7b())

@@ -13,13 +13,13 @@ from .adapters import NEW_LLM_MODULES
 __all__ = ['REPORT_PARTS', 'part_of', 'count_parameters', 'format_counts', 'set_trainable', 'freeze_for_stage']
 
 # %% ../nbs/07_freeze.ipynb #727b6db9
-REPORT_PARTS = ("vision", "bridge", "adapters", "llm")
+REPORT_PARTS = ("vision", "resampler", "adapters", "llm")
 
 def part_of(name: str) -> str:
     "The part (one of `PARTS`) a parameter of a `LynxModel` belongs to, from its name."
     if name.startswith("vision.frame_pos_embed"): return "frame_pos"
     if name.startswith("vision."): return "vision"
-    if name.startswith("bridge."): return "bridge"
+    if name.startswith("resampler."): return "resampler"
     if name.startswith("llm."): return "adapters" if any(k in name for k in NEW_LLM_MODULES) else "llm"
     raise ValueError(f"parameter {name!r} belongs to no known part ({', '.join(PARTS)})")
 

@@ -13,45 +13,71 @@ from .config import LynxConfig, LLMConfig, TextConfig, get_preset
 from .vision import VisionTower
 from .resampler import PerceiverResampler
 from .adapters import add_llm_adapters, hidden_size, NEW_LLM_MODULES
-from .xattn import add_xattn, media_context
+from .xattn import add_xattn, visual_context
 from .text import encode_batch
+from .serialization import PretrainedMixin
 
 # %% auto #0
-__all__ = ['Pixels', 'build_llm', 'LynxModel', 'configure_tokens', 'answer']
+__all__ = ['Pixels', 'build_llm', 'prepend_prefix', 'position_ids', 'plain_head', 'supervised_loss', 'LynxModel',
+           'configure_tokens', 'answer']
 
 # %% ../nbs/06_model.ipynb #06c6bc7c
 Pixels = Union[torch.Tensor, Sequence[Union[torch.Tensor, None]], None]
 
-def build_llm(lc: LLMConfig, pretrained: bool = True, **from_pretrained_kwargs) -> PreTrainedModel:
-    "The causal LM of `lc`: `from_pretrained(lc.name_or_path)` when set and `pretrained`, else built from its config."
-    dtype = getattr(torch, lc.dtype)
-    if lc.name_or_path and pretrained:
-        return AutoModelForCausalLM.from_pretrained(lc.name_or_path, dtype=dtype, **from_pretrained_kwargs)
-    return AutoModelForCausalLM.from_config(AutoConfig.for_model(lc.model_type, **lc.config), dtype=dtype)
+def build_llm(llm_cfg: LLMConfig, pretrained: bool = True, **from_pretrained_kwargs) -> PreTrainedModel:
+    "The causal LM of `llm_cfg`: `from_pretrained(name_or_path)` when set and `pretrained`, else built from its config."
+    dtype = getattr(torch, llm_cfg.dtype)
+    if llm_cfg.name_or_path and pretrained:
+        return AutoModelForCausalLM.from_pretrained(llm_cfg.name_or_path, dtype=dtype, **from_pretrained_kwargs)
+    return AutoModelForCausalLM.from_config(AutoConfig.for_model(llm_cfg.model_type, **llm_cfg.config), dtype=dtype)
 
+# %% ../nbs/06_model.ipynb #8c1d3e55
+def prepend_prefix(embeds: torch.Tensor, attention_mask: torch.Tensor, tokens: torch.Tensor, has_visual: torch.Tensor,
+                   labels: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """`[tokens][embeds]`: embeds (B,L,D), mask (B,L), visual tokens (B,Q,D), has_visual (B,) 0/1, labels (B,L)
+    -> embeds (B,Q+L,D), mask (B,Q+L) (the prefix masked where `has_visual` is 0), labels (B,Q+L), -100 on the prefix."""
+    B, Q = tokens.shape[:2]
+    embeds = torch.cat([tokens.to(embeds.dtype), embeds], 1)
+    attention_mask = torch.cat([has_visual[:, None].expand(B, Q).to(attention_mask.dtype), attention_mask], 1)
+    if labels is not None:
+        labels = torch.cat([labels.new_full((B, Q), -100), labels], 1)
+    return embeds, attention_mask, labels
+
+def position_ids(attention_mask: torch.Tensor) -> torch.Tensor:
+    "Positions (B,L) counted over the attended tokens only (`cumsum(mask) - 1`), 0 on the padding before them."
+    return (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+
+# %% ../nbs/06_model.ipynb #3c4d5e6f
 _HEAD_TRANSFORMS = ("final_logit_softcapping", "logit_scale", "logits_scaling", "output_multiplier_scale")
 
-def _plain_head(llm: PreTrainedModel) -> bool:
+def plain_head(llm: PreTrainedModel) -> bool:
     "True when logits are just `get_output_embeddings()(last hidden state)` (no soft-capping or scaling after the head)."
     cfg = getattr(llm.config, "get_text_config", lambda: llm.config)()
-    return llm.get_output_embeddings() is not None and all(getattr(cfg, k, None) in (None, 1, 1.0) for k in _HEAD_TRANSFORMS)
+    return llm.get_output_embeddings() is not None and all(getattr(cfg, k, None) in (None, 1, 1.0)
+                                                            for k in _HEAD_TRANSFORMS)
+
+def supervised_loss(hidden: torch.Tensor, head: nn.Module, labels: torch.Tensor) -> torch.Tensor:
+    "The causal-LM loss of hidden states (B,L,D) against labels (B,L), with `head` applied to supervised rows only."
+    target = labels[:, 1:]
+    keep = target != -100  # position t predicts label t+1
+    logits = head(hidden[:, :-1][keep]).float()  # (n, V)
+    return nn.functional.cross_entropy(logits, target[keep])
 
 # %% ../nbs/06_model.ipynb #837acb73
-class LynxModel(nn.Module):
-    "Lynx: `vision` (frozen tower + frame embedding) -> `bridge` (resampler) -> `llm` (frozen, with adapters)."
+class LynxModel(PretrainedMixin, nn.Module):
+    "Lynx: `vision` (frozen tower + frame embedding) -> `resampler` (Perceiver) -> `llm` (frozen, with adapters)."
     def __init__(self, config: LynxConfig, pretrained: bool = True, **llm_kwargs):
         super().__init__()
         self.config = config
         self.vision = VisionTower(config.vision, config.video, pretrained)
         self.llm = build_llm(config.llm, pretrained, **llm_kwargs)
-        if getattr(self.llm, "is_loaded_in_4bit", False) or getattr(self.llm, "is_loaded_in_8bit", False):
-            from peft import prepare_model_for_kbit_training  # QLoRA: norms to fp32, base frozen, input grads on
-            self.llm = prepare_model_for_kbit_training(self.llm, use_gradient_checkpointing=False)
-        if config.llm.frozen: self.llm.requires_grad_(False)
+        if config.llm.frozen:
+            self.llm.requires_grad_(False)
         dim = hidden_size(self.llm)
-        self.bridge = PerceiverResampler(config.bridge, self.vision.hidden_size, dim)
+        self.resampler = PerceiverResampler(config.resampler, self.vision.hidden_size, dim)
         add_llm_adapters(self.llm, config.adapters)
-        if config.fusion.mode == "xattn": add_xattn(self.llm, config.fusion, media_dim=dim)
+        if config.fusion.mode == "xattn":
+            add_xattn(self.llm, config.fusion, token_dim=dim)
 
     @classmethod
     def from_preset(cls, name: str, **overrides) -> "LynxModel":
@@ -64,29 +90,34 @@ class LynxModel(nn.Module):
         if self.config.llm.frozen:
             self.llm.eval()
             for name, module in self.llm.named_modules():  # ... but LoRA dropout and adapters follow `mode`
-                if any(k in name for k in NEW_LLM_MODULES): module.train(mode)
+                if any(k in name for k in NEW_LLM_MODULES):
+                    module.train(mode)
         return self
 
     @property
-    def device(self) -> torch.device: return self.bridge.latents.device
+    def device(self) -> torch.device:
+        return self.resampler.latents.device
 
-    def encode_media(self, pixel_values: Pixels, batch_size: int) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-        "Visual tokens (B,Q,D) and a mask (B,) of the samples that have media; (None, None) for text only."
-        if pixel_values is None: return None, None
+    def encode_visual(self, pixel_values: Pixels, batch_size: int) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        "Visual tokens (B,Q,D) and a mask (B,) of the samples that have an image or video; (None, None) for text only."
+        if pixel_values is None:
+            return None, None
         n = pixel_values.shape[0] if isinstance(pixel_values, torch.Tensor) else len(pixel_values)
         if n != batch_size:
             raise ValueError(f"got {n} images/videos for {batch_size} prompts: pass one per prompt "
                              "(use a list with None for text-only prompts)")
         if isinstance(pixel_values, torch.Tensor):
-            tokens = self.bridge(self.vision(pixel_values.to(self.device)))
+            tokens = self.resampler(self.vision(pixel_values.to(self.device)))
             return tokens, torch.ones(batch_size, dtype=torch.long, device=tokens.device)
         groups = defaultdict(list)  # samples of one shape go through the tower together
         for i, p in enumerate(pixel_values):
-            if p is not None: groups[tuple(p.shape)].append(i)
-        if not groups: return None, None
+            if p is not None:
+                groups[tuple(p.shape)].append(i)
+        if not groups:
+            return None, None
         tokens = mask = None
-        for shape, idx in groups.items():
-            t = self.bridge(self.vision(torch.stack([pixel_values[i] for i in idx]).to(self.device)))
+        for idx in groups.values():
+            t = self.resampler(self.vision(torch.stack([pixel_values[i] for i in idx]).to(self.device)))
             if tokens is None:
                 tokens = t.new_zeros(batch_size, *t.shape[1:])
                 mask = torch.zeros(batch_size, dtype=torch.long, device=t.device)
@@ -95,63 +126,44 @@ class LynxModel(nn.Module):
 
     def fuse(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, pixel_values: Pixels = None,
              labels: torch.Tensor | None = None) -> dict:
-        "The LLM's inputs: inputs_embeds (B,Q+L,D), attention_mask, position_ids, labels (-100 on the prefix), media."
-        B = input_ids.shape[0]
+        """The LLM's inputs: inputs_embeds (B,Q+L,D), attention_mask, position_ids, labels (-100 on the prefix), and
+        for cross-attention the visual tokens and their mask."""
         input_ids = input_ids.to(self.device)
         attention_mask = torch.ones_like(input_ids) if attention_mask is None else attention_mask.to(self.device)
+        labels = None if labels is None else labels.to(self.device)
         embeds = self.llm.get_input_embeddings()(input_ids)
-        tokens, has_media = self.encode_media(pixel_values, B)
-        out = dict(media=None, media_mask=None)
-        if labels is not None: labels = labels.to(self.device)
+        tokens, has_visual = self.encode_visual(pixel_values, input_ids.shape[0])
+        out = dict(visual_tokens=None, visual_mask=None)
         if tokens is not None and self.config.fusion.mode == "prefix":
-            Q = tokens.shape[1]
-            embeds = torch.cat([tokens.to(embeds.dtype), embeds], 1)
-            attention_mask = torch.cat([has_media[:, None].expand(B, Q).to(attention_mask.dtype), attention_mask], 1)
-            if labels is not None: labels = torch.cat([labels.new_full((B, Q), -100), labels], 1)
+            embeds, attention_mask, labels = prepend_prefix(embeds, attention_mask, tokens, has_visual, labels)
         elif tokens is not None:
-            out.update(media=tokens, media_mask=has_media)
-        position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
-        return dict(out, inputs_embeds=embeds, attention_mask=attention_mask, position_ids=position_ids, labels=labels)
+            out.update(visual_tokens=tokens, visual_mask=has_visual)
+        return dict(out, inputs_embeds=embeds, attention_mask=attention_mask, position_ids=position_ids(attention_mask),
+                    labels=labels)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, pixel_values: Pixels = None,
                 labels: torch.Tensor | None = None, loss_only: bool = False, **llm_kwargs) -> CausalLMOutputWithPast:
-        """Logits (B, Q+L, V) in prefix mode ((B, L, V) for xattn or text only); `loss` on the answer tokens when `labels`.
-        `loss_only=True` (training) runs the LM head only where a label is supervised and returns `loss` with
-        `logits=None`: the visual prefix and the prompts never pay for the vocabulary projection."""
+        """Logits (B, Q+L, V) in prefix mode ((B, L, V) for xattn or text only); `loss` on the answer tokens when
+        `labels`. `loss_only=True` (training) applies the LM head to supervised positions only (`supervised_loss`)
+        and returns `loss` with `logits=None`."""
         f = self.fuse(input_ids, attention_mask, pixel_values, labels)
-        with media_context(self.llm, f["media"], f["media_mask"]):
-            if loss_only and f["labels"] is not None and _plain_head(self.llm):
-                return self._supervised_loss(f, **llm_kwargs)
-            return self.llm(inputs_embeds=f["inputs_embeds"], attention_mask=f["attention_mask"],
-                            position_ids=f["position_ids"], labels=f["labels"], **llm_kwargs)
-
-    def _supervised_loss(self, f: dict, **llm_kwargs) -> CausalLMOutputWithPast:
-        "The causal-LM loss of `llm(...).loss`, with the head applied to the (n, D) supervised hidden states only."
-        h = self.llm.get_decoder()(inputs_embeds=f["inputs_embeds"], attention_mask=f["attention_mask"],
-                                   position_ids=f["position_ids"], use_cache=False, **llm_kwargs).last_hidden_state
-        target = f["labels"][:, 1:]
-        keep = target != -100  # position t predicts label t+1
-        logits = self.llm.get_output_embeddings()(h[:, :-1][keep]).float()  # (n, V)
-        return CausalLMOutputWithPast(loss=nn.functional.cross_entropy(logits, target[keep]), logits=None)
+        llm_inputs = dict(inputs_embeds=f["inputs_embeds"], attention_mask=f["attention_mask"],
+                          position_ids=f["position_ids"])
+        with visual_context(self.llm, f["visual_tokens"], f["visual_mask"]):
+            if loss_only and f["labels"] is not None and plain_head(self.llm):
+                hidden = self.llm.get_decoder()(**llm_inputs, use_cache=False, **llm_kwargs).last_hidden_state
+                loss = supervised_loss(hidden, self.llm.get_output_embeddings(), f["labels"])
+                return CausalLMOutputWithPast(loss=loss, logits=None)
+            return self.llm(**llm_inputs, labels=f["labels"], **llm_kwargs)
 
     @torch.no_grad()
     def generate(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, pixel_values: Pixels = None,
                  **generate_kwargs) -> torch.Tensor:
         "New tokens (B, ≤max_new_tokens) after left-padded prompts; greedy, beam or sampling as `generate_kwargs` say."
         f = self.fuse(input_ids, attention_mask, pixel_values)
-        with media_context(self.llm, f["media"], f["media_mask"]):
-            return self.llm.generate(inputs_embeds=f["inputs_embeds"], attention_mask=f["attention_mask"], **generate_kwargs)
-
-    def save_pretrained(self, path, trainable_only: bool = False, tokenizer=None):
-        "Write `config.json` + `model.safetensors` to `path` (see `lynx_lite.serialization`)."
-        from lynx_lite.serialization import save_pretrained
-        return save_pretrained(self, path, trainable_only, tokenizer)
-
-    @classmethod
-    def from_pretrained(cls, path_or_id, **llm_kwargs) -> "LynxModel":
-        "A model from a folder or hub id written by `save_pretrained` (see `lynx_lite.serialization`)."
-        from lynx_lite.serialization import load_pretrained
-        return load_pretrained(path_or_id, **llm_kwargs)
+        with visual_context(self.llm, f["visual_tokens"], f["visual_mask"]):
+            return self.llm.generate(inputs_embeds=f["inputs_embeds"], attention_mask=f["attention_mask"],
+                                     **generate_kwargs)
 
 # %% ../nbs/06_model.ipynb #9c9803aa
 def configure_tokens(model: LynxModel, tokenizer: PreTrainedTokenizerBase) -> None:
@@ -164,11 +176,11 @@ def configure_tokens(model: LynxModel, tokenizer: PreTrainedTokenizerBase) -> No
         c.pad_token_id, c.bos_token_id, c.eos_token_id = tokenizer.pad_token_id, tokenizer.bos_token_id, tokenizer.eos_token_id
 
 def answer(model: LynxModel, tokenizer: PreTrainedTokenizerBase, questions: Sequence[str], pixel_values: Pixels = None,
-           tc: TextConfig | None = None, **generate_kwargs) -> list[str]:
+           text_cfg: TextConfig | None = None, **generate_kwargs) -> list[str]:
     "Answers to `questions` (one image/video/None each in `pixel_values`), decoded and stripped."
-    tc = tc or model.config.text
-    batch = encode_batch(tokenizer, questions, tc=TextConfig(**{**vars(tc), "padding_side": "left"}))
-    generate_kwargs.setdefault("max_new_tokens", tc.max_answer_tokens)
+    text_cfg = text_cfg or model.config.text
+    batch = encode_batch(tokenizer, questions, text_cfg=TextConfig(**{**vars(text_cfg), "padding_side": "left"}))
+    generate_kwargs.setdefault("max_new_tokens", text_cfg.max_answer_tokens)
     generate_kwargs.setdefault("pad_token_id", tokenizer.pad_token_id)
     out = model.generate(batch["input_ids"], batch["attention_mask"], pixel_values, **generate_kwargs)
     return [s.strip() for s in tokenizer.batch_decode(out, skip_special_tokens=True)]

@@ -6,90 +6,129 @@
 from __future__ import annotations
 import copy, json, os
 from pathlib import Path
-import torch
-from safetensors.torch import save_file, save_model, load_file, load_model
+import torch, torch.nn as nn
+from huggingface_hub import snapshot_download
+from safetensors.torch import save_file, save_model, load_model
+from transformers import AutoTokenizer
 from . import __version__
 from .config import LynxConfig
 from .freeze import part_of
-from .model import LynxModel
 
 # %% auto #0
-__all__ = ['CONFIG_NAME', 'WEIGHTS_NAME', 'FORMAT', 'BASE_PARTS', 'referenced_bases', 'trainable_state_dict', 'save_pretrained',
-           'load_pretrained', 'load_tokenizer']
+__all__ = ['CONFIG_NAME', 'WEIGHTS_NAME', 'FORMAT', 'FORMAT_VERSION', 'BASE_PARTS', 'ORIGINAL_PREFIXES', 'referenced_bases',
+           'trainable_state_dict', 'from_original_name', 'read_config', 'PretrainedMixin', 'load_tokenizer']
 
 # %% ../nbs/08_serialization.ipynb #22b0f4a7
 CONFIG_NAME, WEIGHTS_NAME = "config.json", "model.safetensors"
 FORMAT = "lynx_lite"
+FORMAT_VERSION = 2  # 2: the piece between tower and LLM is `resampler` (was `bridge`), `adapters.method` (was `kind`)
 BASE_PARTS = ("vision", "llm")
 
-def referenced_bases(model: LynxModel) -> list[str]:
+def referenced_bases(model: nn.Module) -> list[str]:
     "The base parts (vision, llm) that a trainable-only save references by `name_or_path` instead of storing."
     return [p for p in BASE_PARTS if getattr(model.config, p).name_or_path]
 
-def trainable_state_dict(model: LynxModel) -> dict[str, torch.Tensor]:
+def trainable_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
     "What a trainable-only save stores: every weight except those of the referenced bases."
     skip, out, seen = referenced_bases(model), {}, set()
     for n, t in model.state_dict().items():
-        if part_of(n) in skip or t.data_ptr() in seen: continue  # tied weights (GPT-2's head) are stored once
-        seen.add(t.data_ptr()); out[n] = t.detach().contiguous()
+        if part_of(n) in skip or t.data_ptr() in seen:
+            continue  # tied weights (GPT-2's head) are stored once
+        seen.add(t.data_ptr())
+        out[n] = t.detach().contiguous()
     return out
 
-def _config_for_full_save(model: LynxModel) -> LynxConfig:
+def _config_for_full_save(model: nn.Module) -> LynxConfig:
     "A config that rebuilds the bases from their own configs (copied from the live models) instead of a download."
     cfg = copy.deepcopy(model.config)
     for sub, hf in ((cfg.vision, model.vision.model.config), (cfg.llm, model.llm.config)):
         d = hf.to_dict()
         sub.model_type = d.pop("model_type")
-        for k in ("architectures", "transformers_version", "dtype", "torch_dtype", "_name_or_path", "auto_map"): d.pop(k, None)
+        for k in ("architectures", "transformers_version", "dtype", "torch_dtype", "_name_or_path", "auto_map"):
+            d.pop(k, None)
         sub.config = d
     return cfg
 
+# %% ../nbs/08_serialization.ipynb #7b1c2d40
+ORIGINAL_PREFIXES = {"bridge.": "resampler.", "LLM.": "llm.", "vision_encoder.": "vision.model.",
+                     "absolute_frame_pos_embed": "vision.frame_pos_embed"}
+
+def from_original_name(key: str) -> str:
+    "The lynx_lite name of a key of the original release's state dict (prefixes only; the tower's q/k/v stay split)."
+    for old, new in ORIGINAL_PREFIXES.items():
+        if key.startswith(old):
+            return new + key[len(old):]
+    return key
+
 # %% ../nbs/08_serialization.ipynb #0f616b04
-def save_pretrained(model: LynxModel, path: str | os.PathLike, trainable_only: bool = False, tokenizer=None) -> Path:
-    "Write `config.json` + `model.safetensors` (+ the tokenizer) to `path`."
-    path = Path(path)
-    cfg = model.config if trainable_only else _config_for_full_save(model)
-    path.mkdir(parents=True, exist_ok=True)
-    if trainable_only: save_file(trainable_state_dict(model), path / WEIGHTS_NAME, metadata={"format": "pt"})
-    else: save_model(model, str(path / WEIGHTS_NAME), metadata={"format": "pt"})  # de-duplicates tied weights
-    meta = dict(format=FORMAT, lynx_lite_version=__version__, trainable_only=trainable_only, config=cfg.to_dict())
-    (path / CONFIG_NAME).write_text(json.dumps(meta, indent=2))
-    if tokenizer is not None: tokenizer.save_pretrained(path)
-    return path
-
-# %% ../nbs/08_serialization.ipynb #23222cc8
 def _resolve(path_or_id: str | os.PathLike) -> Path:
-    p = Path(path_or_id)
-    if p.is_dir(): return p
-    if p.exists(): raise ValueError(f"{p} is a file; pass the folder that holds {CONFIG_NAME} and {WEIGHTS_NAME}")
-    from huggingface_hub import snapshot_download
-    try: return Path(snapshot_download(str(path_or_id)))
+    "A local folder, or the snapshot of a hub repository."
+    p = Path(path_or_id).expanduser()
+    if p.is_dir():
+        return p
+    if p.exists():
+        raise ValueError(f"{p} is a file; pass the folder that holds {CONFIG_NAME} and {WEIGHTS_NAME}")
+    try:
+        return Path(snapshot_download(str(path_or_id)))
     except Exception as e:
-        raise FileNotFoundError(f"{path_or_id!r} is neither a local folder nor a reachable hub repository ({type(e).__name__}: {e})") from e
+        raise FileNotFoundError(f"{path_or_id!r} is neither a local folder nor a reachable hub repository "
+                                f"({type(e).__name__}: {e})") from e
 
-def load_pretrained(path_or_id: str | os.PathLike, **llm_kwargs) -> LynxModel:
-    "A `LynxModel` from a folder (or hub id) written by `save_pretrained`."
-    path = _resolve(path_or_id)
+def read_config(path: str | os.PathLike) -> tuple[LynxConfig, dict]:
+    "(config, metadata) of a folder written by `save_pretrained`; refuses other formats and older versions."
+    path = Path(path)
     if not (path / CONFIG_NAME).exists() or not (path / WEIGHTS_NAME).exists():
         raise FileNotFoundError(f"{path} needs {CONFIG_NAME} and {WEIGHTS_NAME}; write them with save_pretrained")
     meta = json.loads((path / CONFIG_NAME).read_text())
-    if meta.get("format") != FORMAT: raise ValueError(f"{path / CONFIG_NAME} was not written by lynx_lite's save_pretrained")
-    cfg = LynxConfig.from_dict(meta["config"])
-    model = LynxModel(cfg, pretrained=meta["trainable_only"], **llm_kwargs)
-    if not meta["trainable_only"]:
-        load_model(model, str(path / WEIGHTS_NAME), strict=True)
+    if meta.get("format") != FORMAT:
+        raise ValueError(f"{path / CONFIG_NAME} was not written by lynx_lite's save_pretrained")
+    version = meta.get("format_version", 1)
+    if version != FORMAT_VERSION:
+        raise ValueError(f"{path} was written by lynx_lite {meta.get('lynx_lite_version', '?')} (format {version}); "
+                         f"this lynx_lite reads format {FORMAT_VERSION}: retrain it, or load it with that version")
+    return LynxConfig.from_dict(meta["config"]), meta
+
+class PretrainedMixin:
+    "`save_pretrained` / `from_pretrained` for a model with `config`, `vision` and `llm` (`LynxModel`)."
+
+    def save_pretrained(self, path: str | os.PathLike, trainable_only: bool = False, tokenizer=None) -> Path:
+        "Write `config.json` + `model.safetensors` (+ the tokenizer) to `path`."
+        path = Path(path)
+        cfg = self.config if trainable_only else _config_for_full_save(self)
+        path.mkdir(parents=True, exist_ok=True)
+        if trainable_only:
+            save_file(trainable_state_dict(self), path / WEIGHTS_NAME, metadata={"format": "pt"})
+        else:
+            save_model(self, str(path / WEIGHTS_NAME), metadata={"format": "pt"})  # de-duplicates tied weights
+        meta = dict(format=FORMAT, format_version=FORMAT_VERSION, lynx_lite_version=__version__,
+                    trainable_only=trainable_only, config=cfg.to_dict())
+        (path / CONFIG_NAME).write_text(json.dumps(meta, indent=2))
+        if tokenizer is not None:
+            tokenizer.save_pretrained(path)
+        return path
+
+    @classmethod
+    def from_pretrained(cls, path_or_id: str | os.PathLike, **llm_kwargs):
+        "A model from a folder (or hub id) written by `save_pretrained`."
+        path = _resolve(path_or_id)
+        cfg, meta = read_config(path)
+        model = cls(cfg, pretrained=meta["trainable_only"], **llm_kwargs)
+        if not meta["trainable_only"]:
+            load_model(model, str(path / WEIGHTS_NAME), strict=True)
+            return model
+        missing, unexpected = load_model(model, str(path / WEIGHTS_NAME), strict=False)  # knows about tied weights
+        missing = [k for k in missing if part_of(k) not in referenced_bases(model)]
+        if missing or unexpected:
+            raise ValueError(f"{path / WEIGHTS_NAME} does not fit the model: missing {missing[:5]}, "
+                             f"unexpected {unexpected[:5]}")
         return model
-    missing, unexpected = load_model(model, str(path / WEIGHTS_NAME), strict=False)  # knows about tied weights
-    missing = [k for k in missing if part_of(k) not in referenced_bases(model)]
-    if missing or unexpected:
-        raise ValueError(f"{path / WEIGHTS_NAME} does not fit the model: missing {missing[:5]}, unexpected {unexpected[:5]}")
-    return model
 
 def load_tokenizer(path_or_id: str | os.PathLike):
     "The tokenizer saved beside a model (or the LLM's, for a trainable-only save without one)."
-    from transformers import AutoTokenizer
     path = _resolve(path_or_id)
-    if (path / "tokenizer_config.json").exists(): return AutoTokenizer.from_pretrained(path)
-    cfg = LynxConfig.from_dict(json.loads((path / CONFIG_NAME).read_text())["config"])
-    if cfg.llm.name_or_path: return AutoTokenizer.from_pretrained(cfg.llm.name_or_path)
+    if (path / "tokenizer_config.json").exists():
+        return AutoTokenizer.from_pretrained(path)
+    cfg, _ = read_config(path)
+    if cfg.llm.name_or_path:
+        return AutoTokenizer.from_pretrained(cfg.llm.name_or_path)
     raise FileNotFoundError(f"no tokenizer in {path}: pass tokenizer= to save_pretrained")

@@ -49,40 +49,40 @@ def tiny_tokenizer(words: Iterable[str] = TINY_WORDS, vocab_size: int = TINY_VOC
 class TooLongError(ValueError):
     "A sample whose text does not fit `TextConfig.max_length` (or whose prompt exceeds `max_prompt_tokens` without truncation)."
 
-def split_template(tc: TextConfig = TextConfig()) -> tuple[str, str]:
+def split_template(text_cfg: TextConfig = TextConfig()) -> tuple[str, str]:
     "(prompt template, answer prefix): `'User: {question}\\nBot: {answer}'` -> `('User: {question}\\nBot:', ' ')`."
-    head = tc.template[: tc.template.index("{answer}")]
+    head = text_cfg.template[: text_cfg.template.index("{answer}")]
     prompt = head.rstrip(" ")
     return prompt, head[len(prompt):]
 
-def format_prompt(question: str, tc: TextConfig = TextConfig()) -> str:
-    "The prompt of one turn, lower-cased when `tc.lowercase` (as the original)."
-    p = split_template(tc)[0].format(question=question.strip())
-    return p.lower() if tc.lowercase else p
+def format_prompt(question: str, text_cfg: TextConfig = TextConfig()) -> str:
+    "The prompt of one turn, lower-cased when `text_cfg.lowercase` (as the original)."
+    p = split_template(text_cfg)[0].format(question=question.strip())
+    return p.lower() if text_cfg.lowercase else p
 
 def encode_conversation(tokenizer: PreTrainedTokenizerBase, turns: Sequence[tuple[str, str | None]],
-                        tc: TextConfig = TextConfig()) -> tuple[list[int], list[int]]:
+                        text_cfg: TextConfig = TextConfig()) -> tuple[list[int], list[int]]:
     """Token ids and labels of `[(question, answer), ...]`; labels are -100 except on answers + EOS.
     The last answer may be None: the ids then end with the prompt, ready for generation."""
     if not turns: raise ValueError("a conversation needs at least one turn")
     bos = [tokenizer.bos_token_id] if tokenizer.bos_token_id is not None else []
-    answer_prefix = split_template(tc)[1]
+    answer_prefix = split_template(text_cfg)[1]
     pieces = []  # (prompt ids, answer ids) per turn
     for i, (q, a) in enumerate(turns):
         if a is None and i != len(turns) - 1: raise ValueError(f"turn {i} has no answer; only the last turn may omit it")
-        prompt = tokenizer(format_prompt(q, tc), add_special_tokens=False).input_ids
-        room = tc.max_prompt_tokens - (len(bos) if i == 0 else 0)
+        prompt = tokenizer(format_prompt(q, text_cfg), add_special_tokens=False).input_ids
+        room = text_cfg.max_prompt_tokens - (len(bos) if i == 0 else 0)
         if len(prompt) > room:
-            if not tc.truncate_prompt: raise TooLongError(f"prompt of {len(prompt)} tokens > max_prompt_tokens={tc.max_prompt_tokens}")
+            if not text_cfg.truncate_prompt: raise TooLongError(f"prompt of {len(prompt)} tokens > max_prompt_tokens={text_cfg.max_prompt_tokens}")
             prompt = prompt[-room:]  # keep the end: left truncation, as the original
-        ans = [] if a is None else tokenizer(answer_prefix + a.strip(), add_special_tokens=False).input_ids[: tc.max_answer_tokens - 1] + [tokenizer.eos_token_id]
+        ans = [] if a is None else tokenizer(answer_prefix + a.strip(), add_special_tokens=False).input_ids[: text_cfg.max_answer_tokens - 1] + [tokenizer.eos_token_id]
         pieces.append((prompt, ans))
-    while len(pieces) > 1 and len(bos) + sum(len(p) + len(a) for p, a in pieces) > tc.max_length:
+    while len(pieces) > 1 and len(bos) + sum(len(p) + len(a) for p, a in pieces) > text_cfg.max_length:
         pieces.pop(0)  # drop the oldest turns of a long conversation
     ids, labels = list(bos), [-100] * len(bos)
     for prompt, ans in pieces:
         ids += prompt + ans; labels += [-100] * len(prompt) + ans
-    if len(ids) > tc.max_length: raise TooLongError(f"{len(ids)} tokens > max_length={tc.max_length}")
+    if len(ids) > text_cfg.max_length: raise TooLongError(f"{len(ids)} tokens > max_length={text_cfg.max_length}")
     return ids, labels
 
 # %% ../nbs/05_text.ipynb #449f05e1
@@ -99,11 +99,11 @@ def pad_batch(ids: list[list[int]], labels: list[list[int]] | None, pad_id: int,
     return out
 
 def encode_batch(tokenizer: PreTrainedTokenizerBase, questions: Sequence[str], answers: Sequence[str] | None = None,
-                 tc: TextConfig = TextConfig()) -> dict[str, torch.Tensor]:
-    """Single-turn batch `[BOS] prompt [answer EOS]`, padded on `tc.padding_side`.
+                 text_cfg: TextConfig = TextConfig()) -> dict[str, torch.Tensor]:
+    """Single-turn batch `[BOS] prompt [answer EOS]`, padded on `text_cfg.padding_side`.
     Returns input_ids, attention_mask (B, L) and, with answers, labels (B, L): -100 except on answer + EOS."""
     if answers is not None and len(answers) != len(questions):
         raise ValueError(f"{len(questions)} questions but {len(answers)} answers")
     if tokenizer.pad_token_id is None: raise ValueError("the tokenizer has no pad token; set tokenizer.pad_token first")
-    rows = [encode_conversation(tokenizer, [(q, None if answers is None else answers[i])], tc) for i, q in enumerate(questions)]
-    return pad_batch([r[0] for r in rows], None if answers is None else [r[1] for r in rows], tokenizer.pad_token_id, tc.padding_side)
+    rows = [encode_conversation(tokenizer, [(q, None if answers is None else answers[i])], text_cfg) for i, q in enumerate(questions)]
+    return pad_batch([r[0] for r in rows], None if answers is None else [r[1] for r in rows], tokenizer.pad_token_id, text_cfg.padding_side)

@@ -91,14 +91,14 @@ def _vision_part(cfg: PretrainedConfig) -> PretrainedConfig:
     "The vision sub-config of a dual-encoder config (CLIP, SigLIP, ...), or `cfg` itself."
     return getattr(cfg, "vision_config", None) or cfg
 
-def build_vision_tower(vc: VisionConfig, pretrained: bool = True) -> PreTrainedModel:
-    "The tower of `vc`: `from_pretrained(vc.name_or_path)` when set and `pretrained`, else built from its config."
-    dtype = getattr(torch, vc.dtype)
-    if vc.name_or_path and pretrained:
-        hf_cfg = _vision_part(AutoConfig.from_pretrained(vc.name_or_path))
+def build_vision_tower(vision_cfg: VisionConfig, pretrained: bool = True) -> PreTrainedModel:
+    "The tower of `vision_cfg`: `from_pretrained(vision_cfg.name_or_path)` when set and `pretrained`, else built from its config."
+    dtype = getattr(torch, vision_cfg.dtype)
+    if vision_cfg.name_or_path and pretrained:
+        hf_cfg = _vision_part(AutoConfig.from_pretrained(vision_cfg.name_or_path))
         cls = AutoModel._model_mapping[type(hf_cfg)]
-        return cls.from_pretrained(vc.name_or_path, config=hf_cfg, dtype=dtype)
-    hf_cfg = AutoConfig.for_model(vc.model_type, **vc.config)
+        return cls.from_pretrained(vision_cfg.name_or_path, config=hf_cfg, dtype=dtype)
+    hf_cfg = AutoConfig.for_model(vision_cfg.model_type, **vision_cfg.config)
     return AutoModel.from_config(_vision_part(hf_cfg), dtype=dtype)
 
 # %% ../nbs/01_vision.ipynb #6138793a
@@ -134,16 +134,16 @@ class FeatureCache:
 # %% ../nbs/01_vision.ipynb #69c5df17
 class VisionTower(nn.Module):
     "Frozen HF vision tower + learnable frame-position embedding. Images (B,3,H,W) -> (B,N,D); videos (B,T,3,H,W) -> (B,T*N,D)."
-    def __init__(self, vc: VisionConfig, video: VideoConfig, pretrained: bool = True):
+    def __init__(self, vision_cfg: VisionConfig, video: VideoConfig, pretrained: bool = True):
         super().__init__()
-        self.cfg, self.video_cfg = vc, video
-        self.model = build_vision_tower(vc, pretrained)
+        self.cfg, self.video_cfg = vision_cfg, video
+        self.model = build_vision_tower(vision_cfg, pretrained)
         self.hidden_size = self.model.config.hidden_size
         self.frame_pos_embed = None
         if video.frame_pos_embed:
             self.frame_pos_embed = nn.Parameter(torch.empty(1, video.num_frames, 1, self.hidden_size))
             if not self.frame_pos_embed.is_meta: nn.init.trunc_normal_(self.frame_pos_embed, std=0.02)
-        if vc.frozen: self.model.requires_grad_(False).eval()
+        if vision_cfg.frozen: self.model.requires_grad_(False).eval()
 
     def train(self, mode: bool = True):
         super().train(mode)

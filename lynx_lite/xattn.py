@@ -12,33 +12,34 @@ from .adapters import decoder_layers, hidden_size
 from .resampler import feed_forward
 
 # %% auto #0
-__all__ = ['GatedCrossAttentionBlock', 'xattn_blocks', 'add_xattn', 'media_context']
+__all__ = ['GatedCrossAttentionBlock', 'xattn_blocks', 'add_xattn', 'visual_context']
 
 # %% ../nbs/04_xattn.ipynb #d38a553c
 class GatedCrossAttentionBlock(nn.Module):
-    "x (B,L,D) += tanh(attn_gate)*xattn(x, media) then += tanh(ff_gate)*ff(x); media (B,Q,Dm) set by `media_context`."
-    def __init__(self, dim: int, media_dim: int, heads: int = 8, head_dim: int = 64, ff_mult: int = 4):
+    "x (B,L,D) += tanh(attn_gate)*xattn(x, tokens) then += tanh(ff_gate)*ff(x); visual tokens (B,Q,Dv) set by `visual_context`."
+    def __init__(self, dim: int, token_dim: int, heads: int = 8, head_dim: int = 64, ff_mult: int = 4):
         super().__init__()
         inner, self.heads = heads * head_dim, heads
         self.norm = nn.LayerNorm(dim)
         self.to_q = nn.Linear(dim, inner, bias=False)
-        self.to_kv = nn.Linear(media_dim, 2 * inner, bias=False)
+        self.to_kv = nn.Linear(token_dim, 2 * inner, bias=False)
         self.to_out = nn.Linear(inner, dim, bias=False)
         self.ff = feed_forward(dim, ff_mult)
         self.attn_gate, self.ff_gate = nn.Parameter(torch.zeros(1)), nn.Parameter(torch.zeros(1))
-        self.media: torch.Tensor | None = None       # (B, Q, Dm), set per forward by `media_context`
-        self.media_mask: torch.Tensor | None = None  # (B,) 1 = the sample has media
+        self.visual_tokens: torch.Tensor | None = None       # (B, Q, Dm), set per forward by `visual_context`
+        self.visual_mask: torch.Tensor | None = None  # (B,) 1 = the sample has an image or video
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
-        if self.media is None: return h
-        x, media, mask = h.to(self.to_q.weight.dtype), self.media, self.media_mask
-        if media.shape[0] != x.shape[0]:  # beam search / sampling expand the batch by repeat_interleave
-            if x.shape[0] % media.shape[0]: raise ValueError(f"batch {x.shape[0]} is not a multiple of the media batch {media.shape[0]}")
-            n = x.shape[0] // media.shape[0]
-            media, mask = media.repeat_interleave(n, 0), mask.repeat_interleave(n, 0)
+        if self.visual_tokens is None: return h
+        x, tokens, mask = h.to(self.to_q.weight.dtype), self.visual_tokens, self.visual_mask
+        if tokens.shape[0] != x.shape[0]:  # beam search / sampling expand the batch by repeat_interleave
+            if x.shape[0] % tokens.shape[0]:
+                raise ValueError(f"batch {x.shape[0]} is not a multiple of the visual tokens' batch {tokens.shape[0]}")
+            n = x.shape[0] // tokens.shape[0]
+            tokens, mask = tokens.repeat_interleave(n, 0), mask.repeat_interleave(n, 0)
         gate = mask.to(x.dtype)[:, None, None]
         split = lambda t: t.unflatten(-1, (self.heads, -1)).transpose(1, 2)
-        q, (k, v) = self.to_q(self.norm(x)), self.to_kv(media.to(x.dtype)).chunk(2, -1)
+        q, (k, v) = self.to_q(self.norm(x)), self.to_kv(tokens.to(x.dtype)).chunk(2, -1)
         attn = self.to_out(F.scaled_dot_product_attention(split(q), split(k), split(v)).transpose(1, 2).flatten(2))
         x = x + torch.tanh(self.attn_gate) * gate * attn
         x = x + torch.tanh(self.ff_gate) * gate * self.ff(x)
@@ -52,21 +53,21 @@ def _xattn_pre_hook(layer: nn.Module, args, kwargs):
 def xattn_blocks(llm: nn.Module) -> list[GatedCrossAttentionBlock]:
     return [l.gated_xattn for l in decoder_layers(llm) if hasattr(l, "gated_xattn")]
 
-def add_xattn(llm: PreTrainedModel, fc: FusionConfig, media_dim: int) -> list[int]:
-    "Put a `GatedCrossAttentionBlock` before every `fc.xattn_every`-th decoder layer (as `gated_xattn`); returns their indices."
+def add_xattn(llm: PreTrainedModel, fusion_cfg: FusionConfig, token_dim: int) -> list[int]:
+    "Put a `GatedCrossAttentionBlock` before every `fusion_cfg.xattn_every`-th decoder layer (as `gated_xattn`); returns their indices."
     layers, dim = decoder_layers(llm), hidden_size(llm)
-    ids = list(range(0, len(layers), fc.xattn_every))
+    ids = list(range(0, len(layers), fusion_cfg.xattn_every))
     for i in ids:
-        layers[i].gated_xattn = GatedCrossAttentionBlock(dim, media_dim, fc.xattn_heads, fc.xattn_head_dim, fc.xattn_ff_mult)
+        layers[i].gated_xattn = GatedCrossAttentionBlock(dim, token_dim, fusion_cfg.xattn_heads, fusion_cfg.xattn_head_dim, fusion_cfg.xattn_ff_mult)
         layers[i].register_forward_pre_hook(_xattn_pre_hook, with_kwargs=True)
     return ids
 
 @contextmanager
-def media_context(llm: nn.Module, media: torch.Tensor | None, media_mask: torch.Tensor | None = None):
-    "Make `media` (B,Q,Dm) visible to every cross-attention block for the calls inside the `with`."
+def visual_context(llm: nn.Module, tokens: torch.Tensor | None, visual_mask: torch.Tensor | None = None):
+    "Make the visual `tokens` (B,Q,Dv) visible to every cross-attention block for the calls inside the `with`."
     blocks = xattn_blocks(llm)
-    if media is not None and media_mask is None: media_mask = torch.ones(media.shape[0], device=media.device)
-    for b in blocks: b.media, b.media_mask = media, media_mask
+    if tokens is not None and visual_mask is None: visual_mask = torch.ones(tokens.shape[0], device=tokens.device)
+    for b in blocks: b.visual_tokens, b.visual_mask = tokens, visual_mask
     try: yield
     finally:
-        for b in blocks: b.media = b.media_mask = None
+        for b in blocks: b.visual_tokens = b.visual_mask = None

@@ -10,7 +10,7 @@ rank, world = dist.get_rank(), dist.get_world_size()
 torch.manual_seed(0)
 m = LynxModel(get_preset("tiny")).train()
 for layer in decoder_layers(m.llm): fully_shard(layer)
-fully_shard(m.bridge); fully_shard(m)
+fully_shard(m.resampler); fully_shard(m)
 tok = tiny_tokenizer()
 g = torch.Generator().manual_seed(rank)
 batch = encode_batch(tok, ["what colour is it?", "how many shapes?"], ["red", "two"])
@@ -20,7 +20,7 @@ losses = []
 for _ in range(10):
     loss = m(**batch, pixel_values=pix).loss
     loss.backward(); opt.step(); opt.zero_grad(); losses.append(loss.item())
-w = dict(m.named_parameters())["bridge.layers.0.1.1.weight"]  # the resampler FF up-projection, (128, 64)
+w = dict(m.named_parameters())["resampler.layers.0.1.1.weight"]  # the resampler FF up-projection, (128, 64)
 full = {n: p.full_tensor().sum().item() for n, p in m.named_parameters() if p.requires_grad}
 out = dict(rank=rank, world=world, losses=losses, local=list(w.to_local().shape), full=list(w.full_tensor().shape), digest=sum(full.values()))
 dist.barrier()

@@ -17,9 +17,9 @@ def test_ablate_smoke_two_studies_two_seeds(tmp_path):
     assert sorted(x["seed"] for x in rows) == [0] * 4 + [1] * 4
     assert len(list((tmp_path / "ab" / "runs").iterdir())) == 3 * 2  # the paper's choice is one run per seed, shared
     assert "| fusion | prefix (paper) |" in r.stdout
-    mtimes = {p: p.stat().st_mtime_ns for p in (tmp_path / "ab" / "runs").glob("*/metrics.json")}
+    mtimes = {p: p.stat().st_mtime_ns for p in (tmp_path / "ab" / "runs").glob("*/done.json")}
     again = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
-    assert again.returncode == 0 and {p: p.stat().st_mtime_ns for p in (tmp_path / "ab" / "runs").glob("*/metrics.json")} == mtimes
+    assert again.returncode == 0 and {p: p.stat().st_mtime_ns for p in (tmp_path / "ab" / "runs").glob("*/done.json")} == mtimes
 
 
 def test_ablate_rejects_an_unknown_study(tmp_path):

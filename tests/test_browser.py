@@ -6,7 +6,7 @@ import pytest, torch
 from lynx_lite.config import get_preset
 from lynx_lite.demo import build_demo, chat_once, launch_demo, shapes_examples
 from lynx_lite.model import LynxModel, configure_tokens
-from lynx_lite.shapes import write_dataset
+from lynx_lite.lab.shapes import write_dataset
 
 CHROMIUM = os.environ.get("LYNX_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
 REQUIRED = os.environ.get("LYNX_REQUIRE_BROWSER") == "1"  # set by .ci/run, which installs chromium: there it must run

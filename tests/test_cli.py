@@ -18,7 +18,7 @@ def test_params_lynx_7b_json():
     assert (d["total"], d["trainable"], d["frozen"]) == (8_413_655_312, 688_430_224, 8_413_655_312 - 688_430_224)
     parts = d["parts"]
     assert parts["vision"] == dict(total=986_808_320, trainable=7_040, frozen=986_801_280)
-    assert parts["bridge"]["trainable"] == 419_758_336 and parts["adapters"]["trainable"] == 268_664_848
+    assert parts["resampler"]["trainable"] == 419_758_336 and parts["adapters"]["trainable"] == 268_664_848
     assert parts["llm"] == dict(total=6_738_423_808, trainable=0, frozen=6_738_423_808)
     print(f"lynx-lite params lynx-7b --json: {time.time() - t:.1f}s")
 

@@ -9,7 +9,7 @@ from lynx_lite.dataset import Collator, LynxDataset
 from lynx_lite.media import read_video, video_backend
 from lynx_lite.mixture import mixture
 from lynx_lite.records import BadSample, Record, SkipLog, load_conversations, load_mme, load_pairs, load_text_instructions
-from lynx_lite.shapes import write_dataset
+from lynx_lite.lab.shapes import write_dataset
 
 CFG = get_preset("tiny")
 
@@ -112,7 +112,7 @@ def test_other_formats_load(world, tok):
 
 def test_decord_and_pyav_agree_and_fallback(world, tok, monkeypatch):
     rec = load_pairs(world / "captions.jsonl")[-1]
-    assert rec.kind == "video"
+    assert rec.modality == "video"
     a = LynxDataset([rec], tok, CFG, video_backend="decord")[0]["pixel_values"]
     b = LynxDataset([rec], tok, CFG, video_backend="pyav")[0]["pixel_values"]
     assert a.shape == (CFG.video.num_frames, 3, 32, 32) and torch.equal(a, b)
@@ -122,8 +122,8 @@ def test_decord_and_pyav_agree_and_fallback(world, tok, monkeypatch):
 
 
 def test_collator_padding_sides(tok):
-    items = [dict(input_ids=[5, 6, 7], labels=[-100, 6, 7], pixel_values=None, kind="text"),
-             dict(input_ids=[5], labels=[-100], pixel_values=None, kind="text")]
+    items = [dict(input_ids=[5, 6, 7], labels=[-100, 6, 7], pixel_values=None, modality="text"),
+             dict(input_ids=[5], labels=[-100], pixel_values=None, modality="text")]
     left, right = Collator(tok.pad_token_id, "left")(items), Collator(tok.pad_token_id, "right")(items)
     assert left["input_ids"][1].tolist() == [tok.pad_token_id] * 2 + [5] and left["attention_mask"][1].tolist() == [0, 0, 1]
     assert right["input_ids"][1].tolist() == [5] + [tok.pad_token_id] * 2 and right["labels"][1].tolist() == [-100] * 3
@@ -153,5 +153,5 @@ def test_mixture_resumes_through_a_dataloader(world, tok):
     assert all(torch.equal(a, b) for a, b in zip(full, first + rest))
     kinds = [k for b in DataLoader(mixture(sources, {"pairs": 0.75, "text": 0.25}, num_samples=24, seed=4)[0], batch_size=24,
                                    sampler=mixture(sources, {"pairs": 0.75, "text": 0.25}, num_samples=24, seed=4)[1],
-                                   collate_fn=Collator(tok.pad_token_id)) for k in b["kinds"]]
+                                   collate_fn=Collator(tok.pad_token_id)) for k in b["modalities"]]
     assert kinds.count("text") == 6  # a quarter, exactly

@@ -4,7 +4,7 @@ import pytest, torch
 from lynx_lite.config import get_preset
 from lynx_lite.demo import build_demo, chat_once, launch_demo
 from lynx_lite.model import LynxModel, configure_tokens
-from lynx_lite.shapes import write_dataset
+from lynx_lite.lab.shapes import write_dataset
 
 EXE = shutil.which("lynx-lite")
 

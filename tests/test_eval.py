@@ -7,7 +7,7 @@ from lynx_lite.judges import RuleJudge
 from lynx_lite.metrics import caption_scores, mme_label, parse_choice, score_mme
 from lynx_lite.model import LynxModel
 from lynx_lite.records import load_mme
-from lynx_lite.shapes import write_dataset
+from lynx_lite.lab.shapes import write_dataset
 
 EXE = shutil.which("lynx-lite")
 

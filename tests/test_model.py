@@ -6,7 +6,7 @@ from lynx_lite.text import encode_batch
 from lynx_lite.adapters import decoder_layers
 
 FUSIONS = ["tiny", "tiny-xattn", "tiny-lora"]
-# other LLM families under the same model (hidden 64 so the tiny bridge and gates fit)
+# other LLM families under the same model (hidden 64 so the tiny resampler and gates fit)
 FAMILIES = {
     "qwen2": dict(model_type="qwen2", config=dict(vocab_size=512, hidden_size=64, intermediate_size=128, num_hidden_layers=4,
                                                   num_attention_heads=4, num_key_value_heads=2, initializer_range=0.1)),
@@ -26,12 +26,12 @@ def build(preset="tiny", seed=0, llm="llama", **overrides):
 @pytest.mark.parametrize("preset", FUSIONS)
 def test_shapes(preset, batch, images):
     m = build(preset).eval()
-    L, Q = batch["input_ids"].shape[1], m.config.bridge.num_queries
+    L, Q = batch["input_ids"].shape[1], m.config.resampler.num_queries
     prefix = Q if m.config.fusion.mode == "prefix" else 0
     assert m(**batch, pixel_values=images).logits.shape == (2, prefix + L, 512)
     videos = torch.randn(2, m.config.video.num_frames, 3, 32, 32)
     assert m(**batch, pixel_values=videos).logits.shape == (2, prefix + L, 512)
-    assert m.encode_media(videos, 2)[0].shape == (2, Q, 64)
+    assert m.encode_visual(videos, 2)[0].shape == (2, Q, 64)
 
 
 @pytest.mark.parametrize("preset", FUSIONS)
@@ -39,8 +39,8 @@ def test_shapes(preset, batch, images):
 def test_new_modules_start_as_identity(preset, llm, batch, images):
     "Adapters (zero Up), LoRA (zero B) and xattn gates (tanh 0) leave the frozen LLM's logits unchanged at step 0."
     m = build(preset, llm=llm).eval()
-    plain = build("tiny", llm=llm, **{"adapters.kind": "none"}).eval()
-    plain.load_state_dict(m.state_dict(), strict=False)  # same tower, bridge and LLM weights, no new modules
+    plain = build("tiny", llm=llm, **{"adapters.method": "none"}).eval()
+    plain.load_state_dict(m.state_dict(), strict=False)  # same tower, resampler and LLM weights, no new modules
     if m.config.fusion.mode == "xattn":  # gates at 0: the image cannot change anything, the text-only LLM is intact
         ref = plain(**batch).logits
     else:
@@ -50,7 +50,7 @@ def test_new_modules_start_as_identity(preset, llm, batch, images):
 
 
 def test_lynx_init_is_not_identity(batch, images):
-    m, ref = build(**{"adapters.init": "lynx"}).eval(), build(**{"adapters.kind": "none"}).eval()
+    m, ref = build(**{"adapters.init": "lynx"}).eval(), build(**{"adapters.method": "none"}).eval()
     ref.load_state_dict(m.state_dict(), strict=False)
     with torch.no_grad():
         assert not torch.allclose(m(**batch, pixel_values=images).logits, ref(**batch, pixel_values=images).logits)
@@ -59,7 +59,7 @@ def test_lynx_init_is_not_identity(batch, images):
 def test_label_mask(tok, batch, images):
     m = build()
     f = m.fuse(batch["input_ids"], batch["attention_mask"], images, batch["labels"])
-    Q, labels = m.config.bridge.num_queries, f["labels"]
+    Q, labels = m.config.resampler.num_queries, f["labels"]
     assert (labels[:, :Q] == -100).all()
     for row, ids, answer_text in zip(labels, batch["input_ids"], ["red", "three small squares"]):
         supervised = row[row != -100]

@@ -14,7 +14,7 @@ def test_quickstart_smoke(tmp_path):
     s = json.loads((tmp_path / "quickstart.json").read_text())
     assert set(s["chance"]) == {"color", "shape", "count", "position", "size", "motion"}
     again = subprocess.run([EXE, "quickstart", "--smoke", "--out", str(tmp_path)], capture_output=True, text=True, timeout=600)
-    assert again.returncode == 0 and again.stdout.count("reusing") == 5
+    assert again.returncode == 0 and again.stdout.count("reusing") == 7  # worlds, tower, LLM, stages, evaluation
 
 
 @pytest.mark.skipif(EXE is None, reason="lynx-lite is not installed")

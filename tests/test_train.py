@@ -3,7 +3,7 @@ import json, os, shutil, signal, subprocess, sys, time
 from pathlib import Path
 import pytest, torch
 from safetensors.torch import load_file
-from lynx_lite.shapes import write_dataset
+from lynx_lite.lab.shapes import write_dataset
 from lynx_lite.train import get_recipe
 
 EXE = shutil.which("lynx-lite")
@@ -15,11 +15,11 @@ pytestmark = pytest.mark.skipif(EXE is None, reason="lynx-lite is not installed 
 def shapes(tmp_path_factory):
     d = tmp_path_factory.mktemp("shapes")
     write_dataset(d, n_images=64, n_videos=8, seed=3, progress=False)
-    return {"out": str(d), "images": 64, "videos": 8, "seed": 3}
+    return d
 
 
 def config(tmp_path, shapes, name, **kw):
-    cfg = get_recipe("tiny-cpu-stage2", init_from=None, shapes=shapes, out_dir=str(tmp_path / name), tracker="none",
+    cfg = get_recipe("tiny-cpu-stage2", init_from=None, data_dir=str(shapes), out_dir=str(tmp_path / name), tracker="none",
                      batch_size=4, **kw)
     path = tmp_path / f"{name}.yaml"
     path.write_text(cfg.to_yaml())
@@ -74,7 +74,7 @@ def test_two_processes_ddp_over_gloo(tmp_path, shapes):
 
 
 def test_stage1_then_stage2_from_the_command_line(tmp_path, shapes):
-    over = [f"shapes={json.dumps(shapes)}", "tracker=none", "max_steps=40", "save_every=20", "batch_size=8"]
+    over = [f"data_dir={shapes}", "tracker=none", "max_steps=40", "save_every=20", "batch_size=8"]
     r1 = run("train", "--recipe", "tiny-cpu-stage1", f"out_dir={tmp_path / 's1'}", *over)
     assert r1.returncode == 0, r1.stderr[-2000:]
     r2 = run("train", "--recipe", "tiny-cpu-stage2", f"out_dir={tmp_path / 's2'}", f"init_from={tmp_path / 's1'}", *over)
@@ -87,10 +87,10 @@ def test_stage1_then_stage2_from_the_command_line(tmp_path, shapes):
 
 def test_bad_samples_never_stop_a_run(tmp_path, shapes):
     bad = tmp_path / "bad.jsonl"
-    good = Path(shapes["out"], "captions.jsonl").read_text().splitlines()[:12]
+    good = Path(shapes, "captions.jsonl").read_text().splitlines()[:12]
     bad.write_text("\n".join(good + ['{"image": "nope.png", "caption": "a red circle"}', "{broken", '{"image": "x.png"}']) + "\n")
-    cfg = get_recipe("tiny-cpu-stage1", shapes=None, out_dir=str(tmp_path / "run"), tracker="none", max_steps=8, save_every=8,
-                     batch_size=4, sources=[dict(name="c", format="pairs", path=str(bad), media_root=shapes["out"])])
+    cfg = get_recipe("tiny-cpu-stage1", out_dir=str(tmp_path / "run"), tracker="none", max_steps=8, save_every=8,
+                     batch_size=4, sources=[dict(name="c", format="pairs", path=str(bad), media_root=str(shapes))])
     (tmp_path / "c.yaml").write_text(cfg.to_yaml())
     r = run("train", "--config", str(tmp_path / "c.yaml"))
     assert r.returncode == 0, r.stderr[-2000:]
