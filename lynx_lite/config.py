@@ -6,20 +6,22 @@
 from __future__ import annotations
 import copy, json
 from dataclasses import dataclass, field, asdict, fields
-from typing import Any, Literal
+from typing import Literal
 
 # %% auto #0
 __all__ = ['CLIP_MEAN', 'CLIP_STD', 'PARTS', 'TINY_VOCAB', 'VisionConfig', 'ResamplerConfig', 'LLMConfig', 'AdapterConfig',
            'FusionConfig', 'VideoConfig', 'TextConfig', 'apply_overrides', 'LynxConfig', 'register_preset',
-           'list_presets', 'get_preset']
+           'list_presets', 'from_registry', 'get_preset']
 
 # %% ../nbs/00_config.ipynb #8d5bf7c1
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
+
 @dataclass
 class VisionConfig:
     "A frozen vision tower: from a hub id / local folder, or built from `model_type` + `config`."
+
     name_or_path: str | None = None  # hub id or local folder for `from_pretrained`; None = build from `config`
     model_type: str = "clip_vision_model"  # transformers model type used when building from `config`
     config: dict = field(default_factory=dict)  # keyword arguments of the tower's config class
@@ -35,6 +37,7 @@ class VisionConfig:
 @dataclass
 class ResamplerConfig:
     "Perceiver resampler: `num_queries` learned latents cross-attend to the patch features `depth` times."
+
     num_queries: int = 32
     depth: int = 3
     heads: int = 8
@@ -47,6 +50,7 @@ class ResamplerConfig:
 @dataclass
 class LLMConfig:
     "A decoder-only causal LM: from a hub id / local folder, or built from `model_type` + `config`."
+
     name_or_path: str | None = None
     model_type: str = "llama"
     config: dict = field(default_factory=dict)
@@ -57,6 +61,7 @@ class LLMConfig:
 @dataclass
 class AdapterConfig:
     "Trainable modules inside the frozen LLM."
+
     method: Literal["adapter", "lora", "none"] = "adapter"
     every: int = 2  # an adapter on layers start, start+every, ...
     start: int = 0
@@ -71,6 +76,7 @@ class AdapterConfig:
 @dataclass
 class FusionConfig:
     "How vision tokens enter the LLM: as a prefix (Lynx) or through gated cross-attention (Flamingo)."
+
     mode: Literal["prefix", "xattn"] = "prefix"
     xattn_every: int = 2
     xattn_heads: int = 8
@@ -81,6 +87,7 @@ class FusionConfig:
 @dataclass
 class VideoConfig:
     "Video: `num_frames` frames, each through the tower, plus a learnable frame-position embedding."
+
     num_frames: int = 5
     frame_pos_embed: bool = True
 
@@ -88,6 +95,7 @@ class VideoConfig:
 @dataclass
 class TextConfig:
     "Chat format, truncation and padding."
+
     template: str = "User: {question}\nBot: {answer}"  # one turn; the prompt is everything before {answer}
     lowercase: bool = True  # lower-case the prompt (the original does), never the answer
     max_prompt_tokens: int = 40  # per turn, BOS included
@@ -97,7 +105,11 @@ class TextConfig:
     padding_side: Literal["left", "right"] = "left"
 
     def __post_init__(self):
-        if self.template.count("{question}") != 1 or self.template.count("{answer}") != 1 or not self.template.endswith("{answer}"):
+        if (
+            self.template.count("{question}") != 1
+            or self.template.count("{answer}") != 1
+            or not self.template.endswith("{answer}")
+        ):
             raise ValueError(f"template must contain {{question}} once and end with {{answer}}, got {self.template!r}")
 
 # %% ../nbs/00_config.ipynb #b5efea00
@@ -112,17 +124,21 @@ def apply_overrides(d: dict, overrides: dict, strict: bool = True, name: str = "
                 known = ", ".join(sorted(d)) if depth == 0 else ""
                 raise KeyError(f"unknown {name} key {key!r}" + (f"; known: {known}" if known else ""))
             if depth < len(path):
-                if node.get(k) is None: node[k] = {}  # e.g. `quantization.load_in_4bit=true` when unset
+                if node.get(k) is None:
+                    node[k] = {}  # e.g. `quantization.load_in_4bit=true` when unset
                 node = node[k]
         node[last] = value
     return d
 
+
 PARTS = ("vision", "frame_pos", "resampler", "adapters", "llm")
 _DEFAULT_TRAINABLE = ["frame_pos", "resampler", "adapters"]
+
 
 @dataclass
 class LynxConfig:
     "Everything needed to build a Lynx model. Round-trips through JSON with `to_dict` / `from_dict`."
+
     vision: VisionConfig = field(default_factory=VisionConfig)
     resampler: ResamplerConfig = field(default_factory=ResamplerConfig)
     llm: LLMConfig = field(default_factory=LLMConfig)
@@ -130,23 +146,28 @@ class LynxConfig:
     fusion: FusionConfig = field(default_factory=FusionConfig)
     video: VideoConfig = field(default_factory=VideoConfig)
     text: TextConfig = field(default_factory=TextConfig)
-    stage_trainable: dict = field(default_factory=lambda: {"1": list(_DEFAULT_TRAINABLE), "2": list(_DEFAULT_TRAINABLE)})
+    stage_trainable: dict = field(
+        default_factory=lambda: {"1": list(_DEFAULT_TRAINABLE), "2": list(_DEFAULT_TRAINABLE)}
+    )
 
     def __post_init__(self):
         for f in fields(self):  # accept plain dicts for the sub-configs (e.g. from JSON)
             v = getattr(self, f.name)
-            if isinstance(v, dict) and f.name != "stage_trainable": setattr(self, f.name, _SUB[f.name](**v))
+            if isinstance(v, dict) and f.name != "stage_trainable":
+                setattr(self, f.name, _SUB[f.name](**v))
         if self.fusion.mode not in ("prefix", "xattn"):
             raise ValueError(f"fusion.mode must be 'prefix' or 'xattn', got {self.fusion.mode!r}")
         if self.adapters.method not in ("adapter", "lora", "none"):
             raise ValueError(f"adapters.method must be 'adapter', 'lora' or 'none', got {self.adapters.method!r}")
         for stage, parts in self.stage_trainable.items():
             bad = [p for p in parts if p not in PARTS]
-            if bad: raise ValueError(f"stage {stage}: unknown parts {bad}; known parts: {list(PARTS)}")
+            if bad:
+                raise ValueError(f"stage {stage}: unknown parts {bad}; known parts: {list(PARTS)}")
 
     def to_dict(self) -> dict:
         d = asdict(self)
-        for k in ("mean", "std"): d["vision"][k] = list(d["vision"][k])
+        for k in ("mean", "std"):
+            d["vision"][k] = list(d["vision"][k])
         return d
 
     @classmethod
@@ -154,85 +175,176 @@ class LynxConfig:
         d = copy.deepcopy(d)
         known = {f.name for f in fields(cls)}
         unknown = set(d) - known
-        if unknown: raise ValueError(f"unknown LynxConfig keys {sorted(unknown)}; known: {sorted(known)}")
+        if unknown:
+            raise ValueError(f"unknown LynxConfig keys {sorted(unknown)}; known: {sorted(known)}")
         if "vision" in d:
             for k in ("mean", "std"):
-                if k in d["vision"]: d["vision"][k] = tuple(d["vision"][k])
+                if k in d["vision"]:
+                    d["vision"][k] = tuple(d["vision"][k])
         return cls(**d)
 
-    def to_json(self) -> str: return json.dumps(self.to_dict(), indent=2)
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
 
     def replace(self, **overrides) -> "LynxConfig":
         "A copy with dotted overrides, e.g. `cfg.replace(**{'resampler.depth': 2, 'fusion.mode': 'xattn'})`."
         return LynxConfig.from_dict(apply_overrides(self.to_dict(), overrides))
 
-_SUB = dict(vision=VisionConfig, resampler=ResamplerConfig, llm=LLMConfig, adapters=AdapterConfig,
-            fusion=FusionConfig, video=VideoConfig, text=TextConfig)
+
+_SUB = dict(
+    vision=VisionConfig,
+    resampler=ResamplerConfig,
+    llm=LLMConfig,
+    adapters=AdapterConfig,
+    fusion=FusionConfig,
+    video=VideoConfig,
+    text=TextConfig,
+)
 
 # %% ../nbs/00_config.ipynb #bca5fb80
 _PRESETS: dict[str, LynxConfig] = {}
 
+
 def register_preset(name: str, cfg: LynxConfig, overwrite: bool = False) -> None:
     "Add `cfg` to the registry under `name`."
-    if name in _PRESETS and not overwrite: raise ValueError(f"preset {name!r} exists; pass overwrite=True to replace it")
+    if name in _PRESETS and not overwrite:
+        raise ValueError(f"preset {name!r} exists; pass overwrite=True to replace it")
     _PRESETS[name] = copy.deepcopy(cfg)
 
-def list_presets() -> list[str]: return sorted(_PRESETS)
+
+def list_presets() -> list[str]:
+    return sorted(_PRESETS)
+
+
+def from_registry(registry: dict, name: str, what: str, **overrides):
+    "A copy of `registry[name]` (with `.replace`), with dotted overrides; an unknown name lists the known ones."
+    if name not in registry:
+        raise ValueError(f"unknown {what} {name!r}; known {what}s: {', '.join(sorted(registry))}")
+    item = copy.deepcopy(registry[name])
+    return item.replace(**overrides) if overrides else item
 
 def get_preset(name: str, **overrides) -> LynxConfig:
     "A fresh copy of preset `name`, with optional dotted overrides (see `LynxConfig.replace`)."
-    if name not in _PRESETS:
-        raise ValueError(f"unknown preset {name!r}; known presets: {', '.join(list_presets())}")
-    cfg = copy.deepcopy(_PRESETS[name])
-    return cfg.replace(**overrides) if overrides else cfg
+    return from_registry(_PRESETS, name, "preset", **overrides)
 
 # %% ../nbs/00_config.ipynb #7e2610d5
 TINY_VOCAB = 512
 
+
 def _tiny() -> LynxConfig:
     return LynxConfig(
-        vision=VisionConfig(model_type="clip_vision_model", image_size=32,
-                            config=dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                                        num_attention_heads=4, image_size=32, patch_size=8)),
+        vision=VisionConfig(
+            model_type="clip_vision_model",
+            image_size=32,
+            config=dict(
+                hidden_size=64,
+                intermediate_size=128,
+                num_hidden_layers=2,
+                num_attention_heads=4,
+                image_size=32,
+                patch_size=8,
+            ),
+        ),
         resampler=ResamplerConfig(num_queries=8, depth=2, heads=4, head_dim=16, ff_mult=2),
-        llm=LLMConfig(model_type="llama",
-                      config=dict(vocab_size=TINY_VOCAB, hidden_size=64, intermediate_size=128, num_hidden_layers=4,
-                                  num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=256,
-                                  tie_word_embeddings=False,
-                                  # a random LLM with the usual 0.02 init has near-uniform logits (a loss stuck near
-                                  # ln V); 0.1 makes it a stand-in whose outputs can be steered
-                                  initializer_range=0.1)),
+        llm=LLMConfig(
+            model_type="llama",
+            config=dict(
+                vocab_size=TINY_VOCAB,
+                hidden_size=64,
+                intermediate_size=128,
+                num_hidden_layers=4,
+                num_attention_heads=4,
+                num_key_value_heads=4,
+                max_position_embeddings=256,
+                tie_word_embeddings=False,
+                # a random LLM with the usual 0.02 init has near-uniform logits (a loss stuck near
+                # ln V); 0.1 makes it a stand-in whose outputs can be steered
+                initializer_range=0.1,
+            ),
+        ),
         adapters=AdapterConfig(method="adapter", every=2, bottleneck=32),
         fusion=FusionConfig(mode="prefix", xattn_every=2, xattn_heads=4, xattn_head_dim=16, xattn_ff_mult=2),
         video=VideoConfig(num_frames=4),
-        text=TextConfig(max_prompt_tokens=48, max_answer_tokens=40, max_length=248))  # 256 positions - 8 queries
+        text=TextConfig(max_prompt_tokens=48, max_answer_tokens=40, max_length=248),
+    )  # 256 positions - 8 queries
+
 
 def _lynx_7b() -> LynxConfig:
     return LynxConfig(
-        vision=VisionConfig(model_type="lynx_eva_vision", image_size=420, feature_layer=-1, drop_cls=False,
-                            config=dict(image_size=420, patch_size=14, hidden_size=1408, num_hidden_layers=39,
-                                        num_attention_heads=16, intermediate_size=6144, final_norm=False)),
+        vision=VisionConfig(
+            model_type="lynx_eva_vision",
+            image_size=420,
+            feature_layer=-1,
+            drop_cls=False,
+            config=dict(
+                image_size=420,
+                patch_size=14,
+                hidden_size=1408,
+                num_hidden_layers=39,
+                num_attention_heads=16,
+                intermediate_size=6144,
+                final_norm=False,
+            ),
+        ),
         resampler=ResamplerConfig(num_queries=32, depth=3, heads=8, head_dim=64, ff_mult=4),
-        llm=LLMConfig(name_or_path=None, model_type="llama",  # Vicuna-7B v1.1 shapes, +1 [PAD] token
-                      config=dict(vocab_size=32001, hidden_size=4096, intermediate_size=11008, num_hidden_layers=32,
-                                  num_attention_heads=32, num_key_value_heads=32, max_position_embeddings=2048,
-                                  rms_norm_eps=1e-6, tie_word_embeddings=False), dtype="float16"),
+        llm=LLMConfig(
+            name_or_path=None,
+            model_type="llama",  # Vicuna-7B v1.1 shapes, +1 [PAD] token
+            config=dict(
+                vocab_size=32001,
+                hidden_size=4096,
+                intermediate_size=11008,
+                num_hidden_layers=32,
+                num_attention_heads=32,
+                num_key_value_heads=32,
+                max_position_embeddings=2048,
+                rms_norm_eps=1e-6,
+                tie_word_embeddings=False,
+            ),
+            dtype="float16",
+        ),
         adapters=AdapterConfig(method="adapter", every=2, start=0, bottleneck=2048, init="lynx"),
         video=VideoConfig(num_frames=5),
-        text=TextConfig(max_prompt_tokens=40, truncate_prompt=True, max_answer_tokens=64, max_length=2048 - 32))
+        text=TextConfig(max_prompt_tokens=40, truncate_prompt=True, max_answer_tokens=64, max_length=2048 - 32),
+    )
+
 
 def _quickstart() -> LynxConfig:
-    "The offline quickstart's model: 64 px images in 8 px patches, a 4-layer tower and LLM of width 128 (minutes on a CPU)."
-    return _tiny().replace(**{
-        "vision.image_size": 64, "vision.config": dict(hidden_size=128, intermediate_size=256, num_hidden_layers=4,
-                                                       num_attention_heads=4, image_size=64, patch_size=8),
-        "resampler.num_queries": 16, "resampler.heads": 4, "resampler.head_dim": 32,
-        "llm.config": dict(vocab_size=TINY_VOCAB, hidden_size=128, intermediate_size=384, num_hidden_layers=4, num_attention_heads=4,
-                           num_key_value_heads=4, max_position_embeddings=256, tie_word_embeddings=False),
-        "adapters.bottleneck": 64, "text.max_length": 240})
+    "The offline quickstart's model: 64 px images, 8 px patches, a 4-layer tower and LLM of width 128 (minutes on CPU)."
+    return _tiny().replace(
+        **{
+            "vision.image_size": 64,
+            "vision.config": dict(
+                hidden_size=128,
+                intermediate_size=256,
+                num_hidden_layers=4,
+                num_attention_heads=4,
+                image_size=64,
+                patch_size=8,
+            ),
+            "resampler.num_queries": 16,
+            "resampler.heads": 4,
+            "resampler.head_dim": 32,
+            "llm.config": dict(
+                vocab_size=TINY_VOCAB,
+                hidden_size=128,
+                intermediate_size=384,
+                num_hidden_layers=4,
+                num_attention_heads=4,
+                num_key_value_heads=4,
+                max_position_embeddings=256,
+                tie_word_embeddings=False,
+            ),
+            "adapters.bottleneck": 64,
+            "text.max_length": 240,
+        }
+    )
+
 
 register_preset("tiny", _tiny())
 register_preset("quickstart", _quickstart())
 register_preset("tiny-xattn", _tiny().replace(**{"fusion.mode": "xattn", "adapters.method": "none"}))
-register_preset("tiny-lora", _tiny().replace(**{"adapters.method": "lora", "adapters.lora_r": 8, "adapters.lora_alpha": 16}))
+register_preset(
+    "tiny-lora", _tiny().replace(**{"adapters.method": "lora", "adapters.lora_r": 8, "adapters.lora_alpha": 16})
+)
 register_preset("lynx-7b", _lynx_7b())

@@ -1,5 +1,7 @@
 "Offline, CPU-only test settings and tiny-model fixtures."
+
 import os
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a hub lookup fails at once instead of hanging
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

@@ -1,4 +1,5 @@
 "The ablation runner from the command line, shortened (`--smoke`): two studies, two seeds, shared baseline, reuse."
+
 import json, shutil, subprocess
 import pytest
 
@@ -7,21 +8,46 @@ pytestmark = pytest.mark.skipif(EXE is None, reason="lynx-lite is not installed"
 
 
 def test_ablate_smoke_two_studies_two_seeds(tmp_path):
-    cmd = [EXE, "ablate", "--smoke", "--studies", "fusion", "text-only data", "--seeds", "0", "1",
-           "--out", str(tmp_path / "ab"), "--quickstart-dir", str(tmp_path / "qs")]
+    cmd = [
+        EXE,
+        "ablate",
+        "--smoke",
+        "--studies",
+        "fusion",
+        "text-only data",
+        "--seeds",
+        "0",
+        "1",
+        "--out",
+        str(tmp_path / "ab"),
+        "--quickstart-dir",
+        str(tmp_path / "qs"),
+    ]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stderr[-2000:]
     rows = json.loads((tmp_path / "ab" / "ablations.json").read_text())["rows"]
-    assert sorted({(x["study"], x["variant"]) for x in rows}) == [("fusion", "cross-attention"), ("fusion", "prefix"),
-                                                                   ("text-only data", "with"), ("text-only data", "without")]
+    assert sorted({(x["study"], x["variant"]) for x in rows}) == [
+        ("fusion", "cross-attention"),
+        ("fusion", "prefix"),
+        ("text-only data", "with"),
+        ("text-only data", "without"),
+    ]
     assert sorted(x["seed"] for x in rows) == [0] * 4 + [1] * 4
     assert len(list((tmp_path / "ab" / "runs").iterdir())) == 3 * 2  # the paper's choice is one run per seed, shared
     assert "| fusion | prefix (paper) |" in r.stdout
     mtimes = {p: p.stat().st_mtime_ns for p in (tmp_path / "ab" / "runs").glob("*/done.json")}
     again = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
-    assert again.returncode == 0 and {p: p.stat().st_mtime_ns for p in (tmp_path / "ab" / "runs").glob("*/done.json")} == mtimes
+    assert (
+        again.returncode == 0
+        and {p: p.stat().st_mtime_ns for p in (tmp_path / "ab" / "runs").glob("*/done.json")} == mtimes
+    )
 
 
 def test_ablate_rejects_an_unknown_study(tmp_path):
-    r = subprocess.run([EXE, "ablate", "--smoke", "--studies", "colour", "--out", str(tmp_path)], capture_output=True, text=True, timeout=300)
+    r = subprocess.run(
+        [EXE, "ablate", "--smoke", "--studies", "colour", "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert r.returncode == 2 and "unknown studies ['colour']" in r.stderr and "fusion" in r.stderr

@@ -1,5 +1,6 @@
 """The demo in a real headless Chromium (Debian's `chromium`, driven by playwright): upload an image, ask, watch the
 answer stream in. Runs where `.ci/run` installed chromium; skipped (with the reason) elsewhere."""
+
 import os, re, shutil, time
 from pathlib import Path
 import pytest, torch
@@ -10,25 +11,36 @@ from lynx_lite.lab.shapes import write_dataset
 
 CHROMIUM = os.environ.get("LYNX_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
 REQUIRED = os.environ.get("LYNX_REQUIRE_BROWSER") == "1"  # set by .ci/run, which installs chromium: there it must run
-pytestmark = [pytest.mark.browser,
-              pytest.mark.skipif(CHROMIUM is None and not REQUIRED, reason="no chromium: `apt-get install -y chromium` (.ci/run does)")]
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(
+        CHROMIUM is None and not REQUIRED, reason="no chromium: `apt-get install -y chromium` (.ci/run does)"
+    ),
+]
 
 # Records every text the last bot message shows, so the test sees the answer grow token by token.
 WATCH = """() => { window.__states = [];
   new MutationObserver(() => { const m = document.querySelectorAll('#chat .message.bot, #chat [data-testid="bot"]');
-    if (m.length) { const t = m[m.length - 1].innerText.trim(); if (t && window.__states.at(-1) !== t) window.__states.push(t); } })
+    if (m.length) { const t = m[m.length - 1].innerText.trim();
+      if (t && window.__states.at(-1) !== t) window.__states.push(t); } })
   .observe(document.body, {subtree: true, childList: true, characterData: true}); }"""
 
 
 def test_chromium_uploads_asks_and_sees_a_streamed_answer(tmp_path, tok):
     assert CHROMIUM, "LYNX_REQUIRE_BROWSER=1 but no chromium found: `apt-get install -y chromium` or set LYNX_CHROMIUM"
     from playwright.sync_api import sync_playwright
-    data = tmp_path / "data"; write_dataset(data, n_images=2, n_videos=1, seed=0, progress=False)
+
+    data = tmp_path / "data"
+    write_dataset(data, n_images=2, n_videos=1, seed=0, progress=False)
     torch.manual_seed(0)
-    model = LynxModel(get_preset("tiny")).eval(); configure_tokens(model, tok)
+    model = LynxModel(get_preset("tiny")).eval()
+    configure_tokens(model, tok)
     forward = model.llm.forward
+
     def slow_forward(*a, **k):  # one decoding step every 50 ms, so that partial answers reach the page
-        time.sleep(0.05); return forward(*a, **k)
+        time.sleep(0.05)
+        return forward(*a, **k)
+
     model.llm.forward = slow_forward
     img, question = str(data / "images/000000.png"), "what colour is the circle?"
     demo = build_demo(model, tok, examples=shapes_examples(data))
@@ -36,9 +48,12 @@ def test_chromium_uploads_asks_and_sees_a_streamed_answer(tmp_path, tok):
     shot = Path(os.environ.get("LYNX_SCREENSHOT_DIR", tmp_path)) / "demo.png"
     try:
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])
+            browser = p.chromium.launch(
+                executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"]
+            )
             page = browser.new_page(viewport={"width": 1280, "height": 900})
-            page.goto(demo.local_url); page.wait_for_selector("#question textarea", timeout=60_000)
+            page.goto(demo.local_url)
+            page.wait_for_selector("#question textarea", timeout=60_000)
             page.locator("#image input[type=file]").set_input_files(img)
             page.wait_for_selector("#image img", timeout=30_000)
             page.evaluate(WATCH)
@@ -48,7 +63,8 @@ def test_chromium_uploads_asks_and_sees_a_streamed_answer(tmp_path, tok):
             final = page.evaluate("""async () => { let last = '', same = 0;  // settled: unchanged for 2 s
                 while (same < 20) { await new Promise(r => setTimeout(r, 100)); const t = window.__states.at(-1);
                   same = t === last ? same + 1 : 0; last = t; } return window.__states; }""")
-            shot.parent.mkdir(parents=True, exist_ok=True); page.screenshot(path=str(shot), full_page=True)
+            shot.parent.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(shot), full_page=True)
             browser.close()
     finally:
         demo.close()

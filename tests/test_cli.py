@@ -1,4 +1,5 @@
 "The `lynx-lite` console entry point, run as a user would."
+
 import json, shutil, subprocess, time
 import pytest
 

@@ -1,14 +1,21 @@
 "Data pipeline: bad input in strict and training modes, exact answer supervision, video backends, mixtures."
-import json, logging, random, sys
-from pathlib import Path
+
+import json, logging, sys
 import numpy as np, pytest, torch
 from PIL import Image
 from torch.utils.data import DataLoader
 from lynx_lite.config import get_preset
 from lynx_lite.dataset import Collator, LynxDataset
-from lynx_lite.media import read_video, video_backend
+from lynx_lite.media import video_backend
 from lynx_lite.mixture import mixture
-from lynx_lite.records import BadSample, Record, SkipLog, load_conversations, load_mme, load_pairs, load_text_instructions
+from lynx_lite.records import (
+    BadSample,
+    SkipLog,
+    load_conversations,
+    load_mme,
+    load_pairs,
+    load_text_instructions,
+)
 from lynx_lite.lab.shapes import write_dataset
 
 CFG = get_preset("tiny")
@@ -27,7 +34,9 @@ def bad_files(world):
     d = world / "odd"
     d.mkdir(exist_ok=True)
     ok = Image.open(world / "images/000000.png")
-    ok.convert("RGBA").save(d / "rgba.png"); ok.convert("L").save(d / "gray.png"); ok.convert("P").save(d / "palette.png")
+    ok.convert("RGBA").save(d / "rgba.png")
+    ok.convert("L").save(d / "gray.png")
+    ok.convert("P").save(d / "palette.png")
     Image.fromarray((np.asarray(ok.convert("L"), dtype=np.uint16) * 257)).save(d / "sixteen.png")
     Image.new("1", (20000, 20000)).save(d / "bomb.png")
     (d / "junk.png").write_bytes(b"\x00garbage" * 50)
@@ -35,9 +44,18 @@ def bad_files(world):
     video = (world / "videos/000016.mp4").read_bytes()
     (d / "cut.mp4").write_bytes(video[: len(video) // 2])
     (d / "empty.mp4").write_bytes(b"")
-    return {"rgba.png": None, "gray.png": None, "palette.png": None, "sixteen.png": None, "bomb.png": "image_too_large",
-            "junk.png": "corrupt_image", "cut.png": "corrupt_image", "missing.png": "missing_file",
-            "cut.mp4": "corrupt_video", "empty.mp4": "empty_file"}
+    return {
+        "rgba.png": None,
+        "gray.png": None,
+        "palette.png": None,
+        "sixteen.png": None,
+        "bomb.png": "image_too_large",
+        "junk.png": "corrupt_image",
+        "cut.png": "corrupt_image",
+        "missing.png": "missing_file",
+        "cut.mp4": "corrupt_video",
+        "empty.mp4": "empty_file",
+    }
 
 
 def annotation(world, bad_files):
@@ -45,10 +63,21 @@ def annotation(world, bad_files):
     lines = []
     for name in bad_files:
         key = "video" if name.endswith(".mp4") else "image"
-        lines.append(json.dumps({key: f"odd/{name}", "conversations": [{"from": "human", "value": f"<{key}>\nwhat colour?"},
-                                                                       {"from": "gpt", "value": "red"}]}))
+        lines.append(
+            json.dumps(
+                {
+                    key: f"odd/{name}",
+                    "conversations": [
+                        {"from": "human", "value": f"<{key}>\nwhat colour?"},
+                        {"from": "gpt", "value": "red"},
+                    ],
+                }
+            )
+        )
     lines.append('{"image": "odd/gray.png", "conversations": [{"from": "human", "val')
-    lines.append(json.dumps({"conversations": [{"from": "human", "value": "red " * 400}, {"from": "gpt", "value": "ok"}]}))
+    lines.append(
+        json.dumps({"conversations": [{"from": "human", "value": "red " * 400}, {"from": "gpt", "value": "ok"}]})
+    )
     path = world / "odd.jsonl"
     path.write_text("\n".join(lines) + "\n")
     return path
@@ -81,8 +110,15 @@ def test_bad_input_training_mode_skips_and_counts(world, bad_files, tok, caplog)
         for batch in loader:  # never raises
             skips.update(batch["skipped"])
             sizes.append(batch["size"])
-    expected = {"malformed_json": 1, "too_long": 1, "image_too_large": 1, "corrupt_image": 2, "missing_file": 1,
-                "corrupt_video": 1, "empty_file": 1}
+    expected = {
+        "malformed_json": 1,
+        "too_long": 1,
+        "image_too_large": 1,
+        "corrupt_image": 2,
+        "missing_file": 1,
+        "corrupt_video": 1,
+        "empty_file": 1,
+    }
     assert dict(skips.counts) == expected
     assert sum(sizes) == 4  # rgba, gray, palette, 16-bit
     assert len(caplog.records) == len(expected)  # one warning per reason, not per sample
@@ -122,10 +158,16 @@ def test_decord_and_pyav_agree_and_fallback(world, tok, monkeypatch):
 
 
 def test_collator_padding_sides(tok):
-    items = [dict(input_ids=[5, 6, 7], labels=[-100, 6, 7], pixel_values=None, modality="text"),
-             dict(input_ids=[5], labels=[-100], pixel_values=None, modality="text")]
+    items = [
+        dict(input_ids=[5, 6, 7], labels=[-100, 6, 7], pixel_values=None, modality="text"),
+        dict(input_ids=[5], labels=[-100], pixel_values=None, modality="text"),
+    ]
     left, right = Collator(tok.pad_token_id, "left")(items), Collator(tok.pad_token_id, "right")(items)
-    assert left["input_ids"][1].tolist() == [tok.pad_token_id] * 2 + [5] and left["attention_mask"][1].tolist() == [0, 0, 1]
+    assert left["input_ids"][1].tolist() == [tok.pad_token_id] * 2 + [5] and left["attention_mask"][1].tolist() == [
+        0,
+        0,
+        1,
+    ]
     assert right["input_ids"][1].tolist() == [5] + [tok.pad_token_id] * 2 and right["labels"][1].tolist() == [-100] * 3
     assert left["pixel_values"] is None
     empty = Collator(tok.pad_token_id)([dict(skipped="missing_file", error="x")])
@@ -133,16 +175,20 @@ def test_collator_padding_sides(tok):
 
 
 def test_mixture_resumes_through_a_dataloader(world, tok):
-    sources = {"pairs": LynxDataset(load_pairs(world / "captions.jsonl"), tok, CFG),
-               "text": LynxDataset(load_text_instructions(world / "text_instructions.jsonl"), tok, CFG)}
+    sources = {
+        "pairs": LynxDataset(load_pairs(world / "captions.jsonl"), tok, CFG),
+        "text": LynxDataset(load_text_instructions(world / "text_instructions.jsonl"), tok, CFG),
+    }
 
     def run(state=None, steps=None):
         ds, sampler = mixture(sources, {"pairs": 0.75, "text": 0.25}, num_samples=24, seed=4)
-        if state: sampler.load_state_dict(state)
+        if state:
+            sampler.load_state_dict(state)
         loader = DataLoader(ds, batch_size=4, sampler=sampler, collate_fn=Collator(tok.pad_token_id), num_workers=2)
         out = []
         for i, batch in enumerate(loader):
-            if steps is not None and i == steps: break
+            if steps is not None and i == steps:
+                break
             out.append(batch["input_ids"])
         return out, sampler
 
@@ -151,7 +197,14 @@ def test_mixture_resumes_through_a_dataloader(world, tok):
     rest, _ = run(state=sampler.state_at(2 * 4))
     assert len(full) == 6 and len(first) + len(rest) == 6
     assert all(torch.equal(a, b) for a, b in zip(full, first + rest))
-    kinds = [k for b in DataLoader(mixture(sources, {"pairs": 0.75, "text": 0.25}, num_samples=24, seed=4)[0], batch_size=24,
-                                   sampler=mixture(sources, {"pairs": 0.75, "text": 0.25}, num_samples=24, seed=4)[1],
-                                   collate_fn=Collator(tok.pad_token_id)) for k in b["modalities"]]
+    kinds = [
+        k
+        for b in DataLoader(
+            mixture(sources, {"pairs": 0.75, "text": 0.25}, num_samples=24, seed=4)[0],
+            batch_size=24,
+            sampler=mixture(sources, {"pairs": 0.75, "text": 0.25}, num_samples=24, seed=4)[1],
+            collate_fn=Collator(tok.pad_token_id),
+        )
+        for k in b["modalities"]
+    ]
     assert kinds.count("text") == 6  # a quarter, exactly

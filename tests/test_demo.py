@@ -1,4 +1,5 @@
 "The demo app and the chat command on a tiny model: launched on 127.0.0.1, concurrent clients, one-off answers."
+
 import shutil, subprocess, threading
 import pytest, torch
 from lynx_lite.config import get_preset
@@ -28,6 +29,7 @@ def test_blocks_build_without_launching(setup, tok):
 
 def test_eight_concurrent_clients_get_answers(setup, tok):
     from gradio_client import Client, handle_file
+
     d, model = setup
     demo = build_demo(model, tok)
     launch_demo(demo, port=None, block=False, concurrency=4)
@@ -35,12 +37,20 @@ def test_eight_concurrent_clients_get_answers(setup, tok):
         assert demo.local_url.startswith("http://127.0.0.1:")
         img = str(d / "data/images/000001.png")
         answers, errors = [None] * 8, []
+
         def ask(i):
-            try: answers[i] = Client(demo.local_url, verbose=False).predict(f"question {i}: what colour?", handle_file(img), None, 4, api_name="/answer")
-            except Exception as e: errors.append(e)
+            try:
+                answers[i] = Client(demo.local_url, verbose=False).predict(
+                    f"question {i}: what colour?", handle_file(img), None, 4, api_name="/answer"
+                )
+            except Exception as e:
+                errors.append(e)
+
         threads = [threading.Thread(target=ask, args=(i,)) for i in range(8)]
-        for t in threads: t.start()
-        for t in threads: t.join(timeout=240)
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=240)
         assert not errors and all(isinstance(a, str) and a for a in answers)
         expected = chat_once(model, tok, "question 0: what colour?", img, max_new_tokens=4)
         assert answers[0] == expected  # the server answers what the model answers
@@ -51,8 +61,22 @@ def test_eight_concurrent_clients_get_answers(setup, tok):
 @pytest.mark.skipif(EXE is None, reason="lynx-lite is not installed")
 def test_chat_command(setup):
     d, model = setup
-    r = subprocess.run([EXE, "chat", "--checkpoint", str(d / "model"), "--video", str(d / "data/videos/000002.mp4"),
-                        "--generate", "max_new_tokens=3", "what moves?"], capture_output=True, text=True, timeout=300)
+    r = subprocess.run(
+        [
+            EXE,
+            "chat",
+            "--checkpoint",
+            str(d / "model"),
+            "--video",
+            str(d / "data/videos/000002.mp4"),
+            "--generate",
+            "max_new_tokens=3",
+            "what moves?",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert r.returncode == 0 and r.stdout.strip(), r.stderr[-2000:]
     bad = subprocess.run([EXE, "chat", "--image", "x.png", "what?"], capture_output=True, text=True, timeout=300)
     assert bad.returncode == 2 and "--checkpoint" in bad.stderr

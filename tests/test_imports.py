@@ -1,4 +1,5 @@
 "The package's import graph: no cycle, and the core never imports the lab."
+
 import ast
 from pathlib import Path
 import networkx as nx
@@ -26,23 +27,31 @@ def imports(path: Path) -> set[str]:
                 mod = node.module or ""
             if mod.startswith("lynx_lite"):
                 out.add(mod)
-                out |= {f"{mod}.{a.name}" for a in node.names if (PKG.parent / f"{mod}.{a.name}".replace(".", "/")).with_suffix(".py").exists()}
+                out |= {
+                    f"{mod}.{a.name}"
+                    for a in node.names
+                    if (PKG.parent / f"{mod}.{a.name}".replace(".", "/")).with_suffix(".py").exists()
+                }
     return out
 
 
 def graph() -> nx.DiGraph:
     g = nx.DiGraph()
     for path in PKG.rglob("*.py"):
-        if path.name == "_modidx.py": continue
+        if path.name == "_modidx.py":
+            continue
         g.add_node(module_name(path))
         for target in imports(path):
-            if target != module_name(path): g.add_edge(module_name(path), target)
+            if target != module_name(path):
+                g.add_edge(module_name(path), target)
     return g
 
 
 def test_the_graph_is_read():
     g = graph()
-    assert {"lynx_lite.model", "lynx_lite.lab.quickstart"} <= set(g) and g.has_edge("lynx_lite.model", "lynx_lite.resampler")
+    assert {"lynx_lite.model", "lynx_lite.lab.quickstart"} <= set(g) and g.has_edge(
+        "lynx_lite.model", "lynx_lite.resampler"
+    )
 
 
 def test_no_import_cycle():

@@ -1,4 +1,5 @@
 "The lab's one cache: a step is reused only when every input that changes its output is the same."
+
 import json
 from dataclasses import replace
 from PIL import Image
@@ -35,7 +36,10 @@ def test_an_ablation_run_with_other_step_counts_is_trained_again(tmp_path, smoke
 def test_the_quickstart_evaluation_runs_once(tmp_path, monkeypatch):
     cfg = replace(qs.SMOKE, out=str(tmp_path))
     first = qs.quickstart(cfg, progress=False)
-    def fail(*args, **kwargs): raise AssertionError("the held-out evaluation ran again")
+
+    def fail(*args, **kwargs):
+        raise AssertionError("the held-out evaluation ran again")
+
     monkeypatch.setattr(qs, "heldout_accuracy", fail)
     monkeypatch.setattr(qs, "evaluate", fail)
     assert qs.quickstart(cfg, progress=False)["accuracy"] == first["accuracy"]

@@ -1,17 +1,29 @@
 "LynxModel behaviour on tiny random models: shapes, identity at init, labels, generation, training, round trips."
+
 import pytest, torch
 from lynx_lite.config import get_preset
 from lynx_lite.model import LynxModel, answer, configure_tokens
 from lynx_lite.text import encode_batch
-from lynx_lite.adapters import decoder_layers
 
 FUSIONS = ["tiny", "tiny-xattn", "tiny-lora"]
 # other LLM families under the same model (hidden 64 so the tiny resampler and gates fit)
 FAMILIES = {
-    "qwen2": dict(model_type="qwen2", config=dict(vocab_size=512, hidden_size=64, intermediate_size=128, num_hidden_layers=4,
-                                                  num_attention_heads=4, num_key_value_heads=2, initializer_range=0.1)),
-    "gpt2": dict(model_type="gpt2", config=dict(vocab_size=512, n_embd=64, n_layer=4, n_head=4, n_positions=256,
-                                                initializer_range=0.1)),
+    "qwen2": dict(
+        model_type="qwen2",
+        config=dict(
+            vocab_size=512,
+            hidden_size=64,
+            intermediate_size=128,
+            num_hidden_layers=4,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            initializer_range=0.1,
+        ),
+    ),
+    "gpt2": dict(
+        model_type="gpt2",
+        config=dict(vocab_size=512, n_embd=64, n_layer=4, n_head=4, n_positions=256, initializer_range=0.1),
+    ),
 }
 
 
@@ -68,7 +80,7 @@ def test_label_mask(tok, batch, images):
         n = len(supervised)  # the supervised ids are the last tokens of the row, unchanged
         assert torch.equal(supervised, ids[-n:])
     # every prompt token (BOS .. "bot:") is masked
-    prompt_len = (batch["attention_mask"].sum(1) - (batch["labels"] != -100).sum(1))
+    prompt_len = batch["attention_mask"].sum(1) - (batch["labels"] != -100).sum(1)
     assert ((batch["labels"] != -100).sum(1) + prompt_len == batch["attention_mask"].sum(1)).all()
 
 
@@ -105,12 +117,15 @@ def test_text_only_generation(tok):
     assert out == answer(m, tok, ["tell me about circles"], [None], max_new_tokens=4, do_sample=False)
 
 
-@pytest.mark.parametrize("pixels, msg", [
-    (lambda: torch.randn(3, 3, 32, 32), "got 3 images/videos for 2 prompts"),
-    (lambda: [torch.randn(3, 32, 32)], "got 1 images/videos for 2 prompts"),
-    (lambda: torch.randn(2, 9, 3, 32, 32), "num_frames"),
-    (lambda: torch.randn(2, 32, 32), "expected images (B,3,H,W) or videos"),
-])
+@pytest.mark.parametrize(
+    "pixels, msg",
+    [
+        (lambda: torch.randn(3, 3, 32, 32), "got 3 images/videos for 2 prompts"),
+        (lambda: [torch.randn(3, 32, 32)], "got 1 images/videos for 2 prompts"),
+        (lambda: torch.randn(2, 9, 3, 32, 32), "num_frames"),
+        (lambda: torch.randn(2, 32, 32), "expected images (B,3,H,W) or videos"),
+    ],
+)
 def test_bad_media_errors(batch, pixels, msg):
     with pytest.raises(ValueError, match=msg.replace("(", r"\(").replace(")", r"\)")):
         build()(**batch, pixel_values=pixels())
@@ -125,7 +140,10 @@ def test_loss_falls_on_a_fixed_batch(preset, batch, images):
     losses = []
     for _ in range(20):
         loss = m(**batch, pixel_values=images).loss
-        loss.backward(); opt.step(); opt.zero_grad(); losses.append(loss.item())
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
+        losses.append(loss.item())
     assert losses[-1] < 0.5 * losses[0], losses
     assert all(torch.equal(p, before[id(p)]) for p in m.llm.parameters() if not p.requires_grad)  # frozen stays frozen
 
@@ -134,9 +152,11 @@ def test_loss_falls_on_a_fixed_batch(preset, batch, images):
 def test_save_load_roundtrip(preset, tmp_path, batch, images, tok):
     m = build(preset, seed=3)
     opt = torch.optim.SGD([p for p in m.parameters() if p.requires_grad], lr=0.5)
-    m(**batch, pixel_values=images).loss.backward(); opt.step()
+    m(**batch, pixel_values=images).loss.backward()
+    opt.step()
     m.eval()
-    with torch.no_grad(): ref = m(**batch, pixel_values=images).logits
+    with torch.no_grad():
+        ref = m(**batch, pixel_values=images).logits
     m.save_pretrained(tmp_path, tokenizer=tok)
     assert {"config.json", "model.safetensors", "tokenizer.json"} <= {p.name for p in tmp_path.iterdir()}
     assert not any(p.suffix in (".bin", ".pt", ".pkl") for p in tmp_path.iterdir())
@@ -147,25 +167,33 @@ def test_save_load_roundtrip(preset, tmp_path, batch, images, tok):
 def test_gpt2_roundtrip_with_tied_embeddings(tmp_path, batch, images):
     m = build(llm="gpt2").eval()
     assert m.llm.lm_head.weight.data_ptr() == m.llm.get_input_embeddings().weight.data_ptr()
-    with torch.no_grad(): ref = m(**batch, pixel_values=images).logits
+    with torch.no_grad():
+        ref = m(**batch, pixel_values=images).logits
     m.save_pretrained(tmp_path)
     m2 = LynxModel.from_pretrained(tmp_path).eval()
     assert m2.llm.lm_head.weight.data_ptr() == m2.llm.get_input_embeddings().weight.data_ptr()
-    with torch.no_grad(): assert torch.equal(m2(**batch, pixel_values=images).logits, ref)
+    with torch.no_grad():
+        assert torch.equal(m2(**batch, pixel_values=images).logits, ref)
 
 
 def test_loading_never_unpickles(tmp_path, monkeypatch, batch, images):
     "Checkpoints are safetensors + JSON: loading works with torch.load and pickle disabled."
     import pickle
+
     m = build(seed=5).eval()
     m.save_pretrained(tmp_path)
-    def refuse(*a, **k): raise AssertionError("unpickling during load")
+
+    def refuse(*a, **k):
+        raise AssertionError("unpickling during load")
+
     monkeypatch.setattr(torch, "load", refuse)
     monkeypatch.setattr(pickle, "load", refuse)
     monkeypatch.setattr(pickle, "loads", refuse)
     with torch.no_grad():
-        assert torch.equal(LynxModel.from_pretrained(tmp_path).eval()(**batch, pixel_values=images).logits,
-                           m(**batch, pixel_values=images).logits)
+        assert torch.equal(
+            LynxModel.from_pretrained(tmp_path).eval()(**batch, pixel_values=images).logits,
+            m(**batch, pixel_values=images).logits,
+        )
 
 
 def test_train_mode_reaches_only_new_modules():
@@ -184,7 +212,9 @@ def test_trainable_only_save_stores_unreferenced_bases(tmp_path, batch, images):
     m.config.vision.name_or_path = str(tmp_path / "tower")
     m.save_pretrained(tmp_path / "lynx", trainable_only=True)
     from safetensors import safe_open
-    with safe_open(tmp_path / "lynx" / "model.safetensors", "pt") as f: keys = list(f.keys())
+
+    with safe_open(tmp_path / "lynx" / "model.safetensors", "pt") as f:
+        keys = list(f.keys())
     assert not any(k.startswith("vision.model.") for k in keys) and any(k.startswith("llm.") for k in keys)
     m2 = LynxModel.from_pretrained(tmp_path / "lynx").eval()
     with torch.no_grad():

@@ -1,4 +1,5 @@
 "The quickstart command, shortened (`--smoke`): every step runs, the table prints, a second run reuses the steps."
+
 import json, shutil, subprocess
 import pytest
 
@@ -7,13 +8,18 @@ EXE = shutil.which("lynx-lite")
 
 @pytest.mark.skipif(EXE is None, reason="lynx-lite is not installed")
 def test_quickstart_smoke(tmp_path):
-    r = subprocess.run([EXE, "quickstart", "--smoke", "--out", str(tmp_path)], capture_output=True, text=True, timeout=600)
+    r = subprocess.run(
+        [EXE, "quickstart", "--smoke", "--out", str(tmp_path)], capture_output=True, text=True, timeout=600
+    )
     assert r.returncode == 0, r.stderr[-2000:]
-    for task in ("color", "shape", "count", "position", "motion"): assert task in r.stdout
+    for task in ("color", "shape", "count", "position", "motion"):
+        assert task in r.stdout
     assert "MME-style score" in r.stdout
     s = json.loads((tmp_path / "quickstart.json").read_text())
     assert set(s["chance"]) == {"color", "shape", "count", "position", "size", "motion"}
-    again = subprocess.run([EXE, "quickstart", "--smoke", "--out", str(tmp_path)], capture_output=True, text=True, timeout=600)
+    again = subprocess.run(
+        [EXE, "quickstart", "--smoke", "--out", str(tmp_path)], capture_output=True, text=True, timeout=600
+    )
     assert again.returncode == 0 and again.stdout.count("reusing") == 7  # worlds, tower, LLM, stages, evaluation
 
 
@@ -22,21 +28,33 @@ def test_demo_without_checkpoint_serves_the_quickstart_model(tmp_path):
     "`lynx-lite demo` with no --checkpoint trains the (smoke) quickstart where it is missing, then serves its model."
     import socket, time
     from gradio_client import Client, handle_file
-    with socket.socket() as s: s.bind(("127.0.0.1", 0)); port = s.getsockname()[1]
-    p = subprocess.Popen([EXE, "demo", "--smoke", "--quickstart-dir", str(tmp_path), "--port", str(port)],
-                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    p = subprocess.Popen(
+        [EXE, "demo", "--smoke", "--quickstart-dir", str(tmp_path), "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         lines = []
         for line in p.stdout:  # the quickstart's steps run first, then the server starts
             lines.append(line)
-            if line.startswith("serving on"): break
+            if line.startswith("serving on"):
+                break
         assert lines and lines[-1].strip() == f"serving on http://127.0.0.1:{port}", "".join(lines)[-2000:]
         assert (tmp_path / "model" / "config.json").exists() and (tmp_path / "quickstart.json").exists()
         img = next((tmp_path / "data" / "heldout" / "images").glob("*.png"))
         for _ in range(120):
-            try: client = Client(f"http://127.0.0.1:{port}/", verbose=False); break
-            except Exception: time.sleep(0.5)
+            try:
+                client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+                break
+            except Exception:
+                time.sleep(0.5)
         answer = client.predict("what colour is the circle?", handle_file(str(img)), None, 4, api_name="/answer")
         assert isinstance(answer, str) and answer
     finally:
-        p.terminate(); p.wait(timeout=30)
+        p.terminate()
+        p.wait(timeout=30)

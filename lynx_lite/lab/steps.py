@@ -17,13 +17,21 @@ def step_key(settings: dict, version: int) -> str:
     text = json.dumps({"settings": settings, "version": version}, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
+
 def _write_json(path: Path, obj: dict) -> None:
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(obj, indent=2, default=str))
     os.replace(tmp, path)  # atomic: a crash leaves the old file or the new one, never half of one
 
-def cached_step(folder: str | Path, settings: dict, run: Callable[[], dict | None], version: int,
-                progress: bool = True, clean: bool = True) -> dict:
+
+def cached_step(
+    folder: str | Path,
+    settings: dict,
+    run: Callable[[], dict | None],
+    version: int,
+    progress: bool = True,
+    clean: bool = True,
+) -> dict:
     """Run `run()` (which writes into `folder`) unless `folder/done.json` holds the same settings and version; return
     the record: settings, version, key, seconds, and what `run` returned under `result`. With `clean=False` a rerun
     keeps the folder (for a step made of cached steps of its own, which decide for themselves)."""
