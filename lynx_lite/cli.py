@@ -130,6 +130,8 @@ def describe_model(m: dict) -> str:
 
 def preflight(cfg, run: str | None = None) -> None:
     "Say which pretrained models `cfg` loads, then fail in seconds, in one line, on anything a run would miss later."
+    from lynx_lite.train import data_path
+
     models = models_to_load(cfg)
     if models:
         print(f"{run or 'this run'} loads {' and '.join(describe_model(m) for m in models)}", flush=True)
@@ -140,7 +142,7 @@ def preflight(cfg, run: str | None = None) -> None:
             f"init_from={cfg.init_from}: no such folder: train the stage it starts from first, or pass init_from=PATH"
         )
     for s in cfg.sources:
-        f = Path(cfg.data_dir).expanduser() / Path(s.get("path", "")).expanduser()
+        f = data_path(cfg.data_dir, s.get("path", ""))
         if s.get("path") and not f.exists():
             raise FileNotFoundError(
                 f"{f}: no such file (data source {s.get('name')!r}): put the data there, or pass data_dir=FOLDER"
@@ -518,19 +520,6 @@ _PATTERNS = (  # transformers' OSError messages, when the hub's error is not in 
 )
 
 
-_FIXES = (  # the fix, for messages of lynx_lite's own that state only the cause
-    (
-        r"was not written by lynx_lite's save_pretrained$",
-        ": pass a folder that lynx_lite's save_pretrained wrote (a transformers model goes in llm.name_or_path or "
-        "vision.name_or_path)",
-    ),
-    (
-        r"does not fit the model: missing",
-        ": its weights belong to another preset or config; pass the folder save_pretrained wrote, unchanged",
-    ),
-)
-
-
 def _chain(e: BaseException) -> list[BaseException]:
     "`e` and the exceptions it was raised from, outermost first."
     out = []
@@ -621,8 +610,7 @@ def explain(error: BaseException) -> str | None:
     if isinstance(error, PermissionError):
         return f"{error.filename}: permission denied: choose a folder you can write, or fix its permissions"
     if isinstance(error, (ValueError, FileNotFoundError)):
-        line = " ".join(str(error).split())  # one line, whatever the message
-        return line + next((fix for pattern, fix in _FIXES if re.search(pattern, line)), "")
+        return " ".join(str(error).split())  # one line, whatever the message
     return None
 
 # %% ../nbs/40_cli.ipynb #e8f90a1b

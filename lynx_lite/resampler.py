@@ -26,13 +26,22 @@ class PerceiverAttention(nn.Module):
         self.to_kv = nn.Linear(feature_dim, 2 * inner, bias=False)
         self.to_out = nn.Linear(inner, dim, bias=False)
 
-    def forward(self, features: torch.Tensor, latents: torch.Tensor) -> torch.Tensor:
+    def _qkv(self, features: torch.Tensor, latents: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        "Queries (B,H,Q,d) from the latents, keys and values (B,H,N,d) from the features [+ latents]."
         features, latents = self.norm_media(features), self.norm_latents(latents)
         kv_in = torch.cat([features, latents], 1) if self.kv_include_latents else features
         q, (k, v) = self.to_q(latents), self.to_kv(kv_in).chunk(2, dim=-1)
         split = lambda t: t.unflatten(-1, (self.heads, -1)).transpose(1, 2)  # (B, H, L, d)
-        out = F.scaled_dot_product_attention(split(q), split(k), split(v))
+        return split(q), split(k), split(v)
+
+    def forward(self, features: torch.Tensor, latents: torch.Tensor) -> torch.Tensor:
+        out = F.scaled_dot_product_attention(*self._qkv(features, latents))
         return self.to_out(out.transpose(1, 2).flatten(2))
+
+    def attention_weights(self, features: torch.Tensor, latents: torch.Tensor) -> torch.Tensor:
+        "What `forward` attends with: (B, H, Q, N), each latent's probabilities over the keys (to look at them)."
+        q, k, _ = self._qkv(features, latents)
+        return (q @ k.transpose(-1, -2) * q.shape[-1] ** -0.5).softmax(-1)
 
 
 def feed_forward(dim: int, mult: int = 4) -> nn.Sequential:

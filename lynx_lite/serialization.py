@@ -91,7 +91,10 @@ def read_config(path: str | os.PathLike) -> tuple[LynxConfig, dict]:
         raise FileNotFoundError(f"{path} needs {CONFIG_NAME} and {WEIGHTS_NAME}; write them with save_pretrained")
     meta = json.loads((path / CONFIG_NAME).read_text())
     if meta.get("format") != FORMAT:
-        raise ValueError(f"{path / CONFIG_NAME} was not written by lynx_lite's save_pretrained")
+        raise ValueError(
+            f"{path / CONFIG_NAME} was not written by lynx_lite's save_pretrained: pass a folder that lynx_lite's "
+            "save_pretrained wrote (a transformers model goes in llm.name_or_path or vision.name_or_path)"
+        )
     version = meta.get("format_version", 1)
     if version != FORMAT_VERSION:
         raise ValueError(
@@ -138,7 +141,8 @@ class PretrainedMixin:
         missing = [k for k in missing if part_of(k) not in referenced_bases(model)]
         if missing or unexpected:
             raise ValueError(
-                f"{path / WEIGHTS_NAME} does not fit the model: missing {missing[:5]}, unexpected {unexpected[:5]}"
+                f"{path / WEIGHTS_NAME} does not fit the model: missing {missing[:5]}, unexpected {unexpected[:5]}: "
+                "its weights belong to another preset or config; pass the folder save_pretrained wrote, unchanged"
             )
         return model
 

@@ -27,8 +27,8 @@ from .text import tiny_tokenizer
 from .vision import FeatureCache
 
 # %% auto #0
-__all__ = ['LOADERS', 'RECIPES', 'TrainConfig', 'load_source', 'build_data', 'build_model', 'trainable_weights', 'weights_digest',
-           'load_trained', 'param_groups', 'lr_lambda', 'train', 'get_recipe', 'write_launch_files']
+__all__ = ['LOADERS', 'RECIPES', 'TrainConfig', 'data_path', 'load_source', 'build_data', 'build_model', 'trainable_weights',
+           'weights_digest', 'load_trained', 'param_groups', 'lr_lambda', 'train', 'get_recipe', 'write_launch_files']
 
 # %% ../nbs/16_train.ipynb #ebc6451c
 @dataclass
@@ -85,18 +85,21 @@ class TrainConfig:
 LOADERS = {"pairs": load_pairs, "conversations": load_conversations, "text": load_text_instructions}
 
 
+def data_path(data_dir: str | Path, path: str | Path) -> Path:
+    "`path` read from `data_dir` (`~` expanded; an absolute `path` stays as it is)."
+    return Path(data_dir).expanduser() / Path(path).expanduser()
+
 def load_source(src: dict, data_dir: str | Path, prompts: str, seed: int, skips: SkipLog):
     "Records of one data source (training mode: bad lines skipped and counted); relative paths start at `data_dir`."
     fmt = src.get("format")
     if fmt not in LOADERS:
         raise ValueError(f"source {src.get('name')!r}: format must be one of {sorted(LOADERS)}, got {fmt!r}")
-    where = lambda p: Path(data_dir).expanduser() / Path(p).expanduser()  # an absolute `p` stays as it is
     kw = dict(strict=False, skips=skips)
     if fmt == "pairs":
         kw.update(prompts=prompts, seed=seed)
     if fmt != "text" and src.get("media_root"):
-        kw["media_root"] = where(src["media_root"])
-    return LOADERS[fmt](where(src["path"]), **kw)
+        kw["media_root"] = data_path(data_dir, src["media_root"])
+    return LOADERS[fmt](data_path(data_dir, src["path"]), **kw)
 
 
 def build_data(

@@ -20,7 +20,8 @@ def test_quickstart_smoke(tmp_path):
     again = subprocess.run(
         [EXE, "quickstart", "--smoke", "--out", str(tmp_path)], capture_output=True, text=True, timeout=600
     )
-    assert again.returncode == 0 and again.stdout.count("reusing") == 7  # worlds, tower, LLM, stages, evaluation
+    # reused: the two worlds, tower, LLM, both stages, the served model and the evaluation
+    assert again.returncode == 0 and again.stdout.count("reusing") == 8
 
 
 @pytest.mark.skipif(EXE is None, reason="lynx-lite is not installed")

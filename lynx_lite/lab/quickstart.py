@@ -4,7 +4,7 @@
 
 # %% ../../nbs/33_quickstart.ipynb #25a14860
 from __future__ import annotations
-import json, time
+import json, shutil, time
 from dataclasses import dataclass
 from pathlib import Path
 from ..config import get_preset
@@ -201,8 +201,9 @@ def quickstart(quickstart_cfg: QuickstartConfig = QuickstartConfig(), progress: 
     standins = pretrain_standins(qc, progress)
     out = standins["out"]
     keys = train_stages(qc, standins, out, progress)
-    model = LynxModel.from_pretrained(out / "stage2" / "model")
-    model.save_pretrained(out / "model", trainable_only=True, tokenizer=load_tokenizer(out / "stage2" / "model"))
+    # the served model: a copy of stage 2's (trained weights, tokenizer), made once per stage-2 run
+    copy_model = lambda: shutil.copytree(out / "stage2" / "model", out / "model", dirs_exist_ok=True) and None
+    cached_step(out / "model", dict(stage2=keys[2]), copy_model, STEP_VERSION, progress)
     result = evaluate_quickstart(
         out / "model", standins["held"], out / "eval", dict(stage2=keys[2], heldout=standins["heldout"]), progress
     )
