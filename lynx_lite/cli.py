@@ -11,8 +11,9 @@ from pathlib import Path
 import yaml
 
 # %% auto #0
-__all__ = ['KNOWN_MODELS', 'parameter_counts', 'parse_overrides', 'models_to_load', 'describe_model', 'preflight',
-           'load_for_inference', 'check_port', 'loading', 'check_loadable', 'explain', 'build_parser', 'main']
+__all__ = ['KNOWN_MODELS', 'parameter_counts', 'parse_overrides', 'models_to_load', 'describe_model', 'preflight', 'check_4bit',
+           'load_for_inference', 'add_inference_options', 'check_port', 'loading', 'check_loadable', 'explain',
+           'build_parser', 'main']
 
 # %% ../nbs/40_cli.ipynb #a0d97e1e
 def parameter_counts(preset: str, stage: int = 1) -> dict:
@@ -45,6 +46,14 @@ def _cmd_presets(args) -> None:
     print("\n".join(list_presets()))
 
 
+def _cmd_convert_original(args) -> None:
+    from lynx_lite.original import convert_original
+
+    with loading(args.llm):
+        out = convert_original(args.lynx, args.llm, args.out, args.eva, args.preset, args.dtype, args.max_shard_size)
+    print(f'wrote {out}; try: lynx-lite chat --checkpoint {out} --image IMAGE "what is in the image?"')
+
+
 def _add_model_commands(sub) -> None:
     s = sub.add_parser("params", help="count a preset's parameters per part (meta device: no weights, no download)")
     s.add_argument("preset", help="preset name (see `lynx-lite presets`)")
@@ -53,6 +62,22 @@ def _add_model_commands(sub) -> None:
     s.set_defaults(func=_cmd_params)
     s = sub.add_parser("presets", help="list the model presets")
     s.set_defaults(func=_cmd_presets)
+    s = sub.add_parser(
+        "convert-original",
+        help="convert the original Lynx release (finetune_lynx.pt, eva_vit_g.pth, Vicuna) into a lynx_lite folder",
+        description="Reads the release's torch files with weights_only=True (no code from them runs), checks every "
+        "tensor against --preset, and writes OUT (config, tokenizer with [PAD], safetensors) only when all fit.",
+    )
+    s.add_argument("--lynx", required=True, help="finetune_lynx.pt (stage 2) or pretrain_lynx.pt (stage 1)")
+    s.add_argument("--eva", help="eva_vit_g.pth (EVA01_g_psz14.pt); needed unless --lynx carries vision_encoder.*")
+    s.add_argument(
+        "--llm", required=True, help="Vicuna-7B v1.1: a Hugging Face folder or hub id (referenced, not copied)"
+    )
+    s.add_argument("--preset", default="lynx-7b", help="the sizes to check against (default lynx-7b)")
+    s.add_argument("--dtype", default="float16", choices=("float16", "bfloat16", "float32"), help="stored precision")
+    s.add_argument("--max-shard-size", default="5GB", help="largest safetensors file (default 5GB)")
+    s.add_argument("out", help="the folder to write (must not exist)")
+    s.set_defaults(func=_cmd_convert_original)
 
 # %% ../nbs/40_cli.ipynb #3d4e5f60
 def _cmd_shapes(args) -> None:
@@ -200,9 +225,31 @@ def _add_train_commands(sub) -> None:
     s.set_defaults(func=_cmd_launch_files)
 
 # %% ../nbs/40_cli.ipynb #8293a4b5
-def load_for_inference(checkpoint: str | None):
-    "(model in eval mode, tokenizer) from a folder or hub id written by `save_pretrained`."
+def check_4bit() -> None:
+    "A one-line error now if 4-bit loading cannot work here (bitsandbytes missing or without a backend)."
+    try:
+        import bitsandbytes  # noqa: F401
+
+        from transformers.utils import is_bitsandbytes_available
+
+        ok, why = is_bitsandbytes_available(), "transformers finds no usable backend"
+    except Exception as e:  # its import fails where it has no backend
+        ok, why = False, f"{type(e).__name__}: {e}"
+    if not ok:
+        raise ValueError(
+            f"--load-in-4bit needs bitsandbytes with a backend for this machine ({why}): pip install bitsandbytes "
+            "(a CUDA GPU, or a CPU with bitsandbytes >= 0.45), or drop --load-in-4bit and pass --dtype bfloat16"
+        )
+
+
+def load_for_inference(
+    checkpoint: str | None, dtype: str | None = None, load_in_4bit: bool = False, device: str | None = None
+):
+    """(model in eval mode on `device`, tokenizer) from a folder or hub id written by `save_pretrained` or
+    `convert-original`; `dtype` for every part, or the LLM in 4-bit nf4 and the rest in `dtype` (bfloat16)."""
+    import torch
     from lynx_lite.model import LynxModel, configure_tokens
+    from lynx_lite.adapters import NEW_LLM_MODULES
     from lynx_lite.serialization import load_tokenizer
 
     if not checkpoint:
@@ -210,18 +257,81 @@ def load_for_inference(checkpoint: str | None):
             "pass --checkpoint PATH_OR_HUB_ID, e.g. runs/tiny-stage2/model after "
             "`lynx-lite train --recipe tiny-cpu-stage1` and `lynx-lite train --recipe tiny-cpu-stage2`"
         )
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    kwargs = {}
+    if load_in_4bit:
+        check_4bit()
+        from lynx_lite.config import NF4
+        from lynx_lite.qlora import quantization_config
+
+        dtype = dtype or "bfloat16"
+        kwargs = dict(
+            quantization_config=quantization_config({**NF4, "bnb_4bit_compute_dtype": dtype}), device_map={"": device}
+        )
     with loading(checkpoint):  # a failure names the checkpoint (see `explain`)
-        model, tok = LynxModel.from_pretrained(checkpoint), load_tokenizer(checkpoint)
+        model, tok = LynxModel.from_pretrained(checkpoint, dtype=dtype, **kwargs), load_tokenizer(checkpoint)
+    if load_in_4bit and not getattr(model.llm, "is_loaded_in_4bit", False):
+        raise ValueError(
+            f"{checkpoint} stores its LLM's weights (a full save), so --load-in-4bit cannot load it in 4-bit: pass a "
+            "converted release or a trainable-only save (its LLM referenced by name_or_path), or drop --load-in-4bit"
+        )
+    if load_in_4bit:  # the LLM is placed by its loader; the rest follows it
+        model.vision.to(device), model.resampler.to(device)
+        for name, module in model.llm.named_modules():
+            if name.rsplit(".", 1)[-1].startswith(NEW_LLM_MODULES):
+                module.to(device)
+    else:
+        model.to(device)
     configure_tokens(model, tok)
     return model.eval(), tok
+
+
+def _load(args):
+    "load_for_inference with the command's --checkpoint, --dtype, --load-in-4bit, --device; seeds with --seed."
+    import torch
+
+    torch.manual_seed(args.seed)
+    return load_for_inference(args.checkpoint, args.dtype, args.load_in_4bit, args.device)
+
+
+def _generation(args) -> dict:
+    "The --decoding setting with the --generate overrides."
+    from lynx_lite.config import decoding
+
+    return decoding(args.decoding, **parse_overrides(args.generate))
+
+
+def add_inference_options(s) -> None:
+    "--dtype, --load-in-4bit, --device, --decoding, --seed, --generate (chat, eval, demo)."
+    s.add_argument("--dtype", choices=("float32", "bfloat16", "float16"), help="precision (default: the checkpoint's)")
+    s.add_argument(
+        "--load-in-4bit",
+        action="store_true",
+        help="the LLM in 4-bit nf4 (bitsandbytes), the rest in --dtype (default bfloat16): Lynx-7B on one 16 GB GPU",
+    )
+    s.add_argument("--device", help="cuda, cuda:1, cpu (default: cuda when there is one)")
+    s.add_argument(
+        "--decoding",
+        default="greedy",
+        choices=("greedy", "original"),
+        help="greedy, or the original release's beam sampling (5 beams, top-p 0.9, top-k 3, length penalty -2)",
+    )
+    s.add_argument("--seed", type=int, default=42, help="random seed (sampling decodings); the original used 42")
+    s.add_argument(
+        "--generate",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a generation setting over --decoding's, e.g. max_new_tokens=32 (repeatable)",
+    )
 
 
 def _cmd_eval(args) -> None:
     from lynx_lite.evaluate import evaluate
     from lynx_lite.judges import get_judge
 
-    model, tok = load_for_inference(args.checkpoint)
-    gen = parse_overrides(args.generate)
+    model, tok = _load(args)
+    gen = _generation(args)
     judge_kw = {}
     if args.judge == "http":
         judge_kw = {k: v for k, v in dict(base_url=args.judge_base_url, model=args.judge_model).items() if v}
@@ -285,13 +395,7 @@ def _add_eval_commands(sub) -> None:
     )
     s.add_argument("--judge-model", help="http judge: model name (default $LYNX_JUDGE_MODEL)")
     s.add_argument("--limit", type=int, help="only the first N items")
-    s.add_argument(
-        "--generate",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="a generation setting, e.g. num_beams=5 (repeatable)",
-    )
+    add_inference_options(s)
     s.set_defaults(func=_cmd_eval)
     s = sub.add_parser("score", help="score benchmark result files written by any model")
     s.add_argument("bench", choices=("mme",))
@@ -317,8 +421,8 @@ def _cmd_chat(args) -> None:
 
     if args.image and args.video:
         raise ValueError("give --image or --video, not both")
-    model, tok = load_for_inference(args.checkpoint)
-    print(chat_once(model, tok, args.question, args.video or args.image, **parse_overrides(args.generate)))
+    model, tok = _load(args)
+    print(chat_once(model, tok, args.question, args.video or args.image, **_generation(args)))
 
 
 def check_port(host: str, port: int) -> None:
@@ -344,16 +448,16 @@ def _cmd_demo(args) -> None:
     from lynx_lite.lab.shapes import write_dataset
 
     if args.checkpoint:
-        model, tok = load_for_inference(args.checkpoint)
+        model, tok = _load(args)
         folder = Path(tempfile.mkdtemp(prefix="lynx_lite_examples_"))
         write_dataset(folder, 4, 2, size=model.config.vision.image_size, progress=False)
     else:  # the quickstart model, trained first where it is missing (finished steps are reused)
         out = Path(quickstart(_quickstart_config(args.smoke, args.quickstart_dir), progress=True)["out"])
-        model, tok = load_for_inference(str(out / "model"))
+        model, tok = load_for_inference(str(out / "model"), args.dtype, args.load_in_4bit, args.device)
         folder = out / "data" / "heldout"
     print(f"serving on http://{args.host}:{args.port or 7860}", flush=True)
     launch_demo(
-        build_demo(model, tok, examples=shapes_examples(folder)),
+        build_demo(model, tok, examples=shapes_examples(folder), decoding=args.decoding),
         host=args.host,
         port=args.port,
         concurrency=args.concurrency,
@@ -366,13 +470,7 @@ def _add_chat_commands(sub) -> None:
     s.add_argument("--checkpoint", help="a folder or hub id written by save_pretrained")
     s.add_argument("--image")
     s.add_argument("--video")
-    s.add_argument(
-        "--generate",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="a generation setting, e.g. max_new_tokens=32 (repeatable)",
-    )
+    add_inference_options(s)
     s.add_argument("question")
     s.set_defaults(func=_cmd_chat)
     s = sub.add_parser("demo", help="serve a Gradio chat app (one process)")
@@ -392,6 +490,7 @@ def _add_chat_commands(sub) -> None:
     s.add_argument("--port", type=int)
     s.add_argument("--concurrency", type=int, default=4, help="requests served at once; the rest wait in the queue")
     s.add_argument("--max-file-size", default="50mb", help="upload limit")
+    add_inference_options(s)
     s.set_defaults(func=_cmd_demo)
 
 # %% ../nbs/40_cli.ipynb #c6d7e8f9
@@ -504,7 +603,8 @@ _LINES = {
     "no-repo": "{label} is neither a folder here nor a hub repository this account can see: check the name, "
     "or log in with `hf auth login` if it is private",
     "offline": "{label} is neither a folder here nor in the hub cache ({cache}), and offline mode is on ({flag}): "
-    + _FETCH + ", or set HF_HOME to a cache that holds it",
+    + _FETCH
+    + ", or set HF_HOME to a cache that holds it",
     "network": "{label} is neither a folder here nor in the hub cache ({cache}), and the hub cannot be reached: "
     "check the network, or " + _FETCH,
     "no-folder": "{label}: no such folder (and not a hub id): check the path",
@@ -609,7 +709,7 @@ def explain(error: BaseException) -> str | None:
         )
     if isinstance(error, PermissionError):
         return f"{error.filename}: permission denied: choose a folder you can write, or fix its permissions"
-    if isinstance(error, (ValueError, FileNotFoundError)):
+    if isinstance(error, (ValueError, FileNotFoundError, FileExistsError)):
         return " ".join(str(error).split())  # one line, whatever the message
     return None
 

@@ -9,9 +9,9 @@ from dataclasses import dataclass, field, asdict, fields
 from typing import Literal
 
 # %% auto #0
-__all__ = ['CLIP_MEAN', 'CLIP_STD', 'PARTS', 'TINY_VOCAB', 'VisionConfig', 'ResamplerConfig', 'LLMConfig', 'AdapterConfig',
-           'FusionConfig', 'VideoConfig', 'TextConfig', 'apply_overrides', 'LynxConfig', 'register_preset',
-           'list_presets', 'from_registry', 'get_preset']
+__all__ = ['CLIP_MEAN', 'CLIP_STD', 'PARTS', 'TINY_VOCAB', 'DECODING', 'NF4', 'VisionConfig', 'ResamplerConfig', 'LLMConfig',
+           'AdapterConfig', 'FusionConfig', 'VideoConfig', 'TextConfig', 'apply_overrides', 'LynxConfig',
+           'register_preset', 'list_presets', 'from_registry', 'get_preset', 'decoding']
 
 # %% ../nbs/00_config.ipynb #8d5bf7c1
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -56,6 +56,10 @@ class LLMConfig:
     config: dict = field(default_factory=dict)
     dtype: str = "float32"
     frozen: bool = True
+    # a pad token the pretrained LLM's tokenizer lacks: added to the tokenizer and, as one new embedding row (the
+    # mean of the others, in and out), to the LLM loaded from `name_or_path`. Lynx adds "[PAD]" to Vicuna (id 32000).
+    # A config-built LLM's `config["vocab_size"]` already counts it.
+    pad_token: str | None = None
 
 # %% ../nbs/00_config.ipynb #f42ad9bd
 @dataclass
@@ -223,6 +227,7 @@ def from_registry(registry: dict, name: str, what: str, **overrides):
     item = copy.deepcopy(registry[name])
     return item.replace(**overrides) if overrides else item
 
+
 def get_preset(name: str, **overrides) -> LynxConfig:
     "A fresh copy of preset `name`, with optional dotted overrides (see `LynxConfig.replace`)."
     return from_registry(_PRESETS, name, "preset", **overrides)
@@ -302,6 +307,7 @@ def _lynx_7b() -> LynxConfig:
                 tie_word_embeddings=False,
             ),
             dtype="float16",
+            pad_token="[PAD]",
         ),
         adapters=AdapterConfig(method="adapter", every=2, start=0, bottleneck=2048, init="lynx"),
         video=VideoConfig(num_frames=5),
@@ -348,3 +354,64 @@ register_preset(
     "tiny-lora", _tiny().replace(**{"adapters.method": "lora", "adapters.lora_r": 8, "adapters.lora_alpha": 16})
 )
 register_preset("lynx-7b", _lynx_7b())
+
+
+def _lynx_tiny() -> LynxConfig:
+    "`lynx-7b`'s architecture at toy sizes (EVA-style tower, original adapter init, [PAD] added): a fake release."
+    return _lynx_7b().replace(
+        **{
+            "vision.image_size": 56,
+            "vision.config": dict(
+                _lynx_7b().vision.config,
+                image_size=56,
+                hidden_size=32,
+                num_hidden_layers=2,
+                num_attention_heads=4,
+                intermediate_size=64,
+            ),
+            "resampler.num_queries": 8,
+            "resampler.depth": 2,
+            "resampler.heads": 2,
+            "resampler.head_dim": 16,
+            "resampler.ff_mult": 2,
+            "llm.config": {**_tiny().llm.config, "vocab_size": TINY_VOCAB + 1, "rms_norm_eps": 1e-6},  # + [PAD]
+            "llm.dtype": "float32",
+            "adapters.bottleneck": 32,
+            "video.num_frames": 3,
+            "text.max_length": 248,
+        }
+    )
+
+
+register_preset("lynx-tiny", _lynx_tiny())
+
+# %% ../nbs/00_config.ipynb #5d1e0c0b
+DECODING: dict[str, dict] = {
+    "greedy": dict(do_sample=False, num_beams=1),
+    "original": dict(
+        do_sample=True,
+        num_beams=5,
+        top_p=0.9,
+        top_k=3,
+        length_penalty=-2.0,
+        no_repeat_ngram_size=2,
+        min_new_tokens=2,
+        max_new_tokens=64,
+    ),
+}
+
+
+NF4 = dict(  # 4-bit NormalFloat with double quantisation (QLoRA); the head stays in higher precision
+    load_in_4bit=True,
+    bnb_4bit_quant_type="nf4",
+    bnb_4bit_use_double_quant=True,
+    bnb_4bit_compute_dtype="bfloat16",
+    llm_int8_skip_modules=["lm_head"],
+)
+
+
+def decoding(name: str, **overrides) -> dict:
+    "The `generate` settings named `name` (see `DECODING`), with overrides."
+    if name not in DECODING:
+        raise ValueError(f"unknown decoding {name!r}; known: {', '.join(DECODING)}")
+    return {**DECODING[name], **overrides}

@@ -9,11 +9,13 @@ from pathlib import Path
 from typing import Iterator, Sequence
 import torch
 from .media import image_to_pixels, load_image, read_video, video_to_pixels
+from .config import DECODING, decoding as named_decoding
 from .model import LynxModel
 from .text import encode_conversation
 
 # %% auto #0
-__all__ = ['VIDEO_SUFFIXES', 'media_pixels', 'stream_answer', 'chat_once', 'shapes_examples', 'build_demo', 'launch_demo']
+__all__ = ['VIDEO_SUFFIXES', 'CONTROLS', 'media_pixels', 'stream_answer', 'chat_once', 'shapes_examples', 'build_demo',
+           'launch_demo']
 
 # %% ../nbs/21_demo.ipynb #36e4c548
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm")
@@ -37,25 +39,31 @@ def stream_answer(
     history: Sequence[tuple[str, str]] = (),
     **generate_kwargs,
 ) -> Iterator[str]:
-    "Yield the growing answer to `question` about `media` (a file or pixels), after the `history` turns."
+    """Yield the growing answer to `question` about `media` (a file or pixels), after the `history` turns. Beam search
+    (`num_beams > 1`) knows its answer only at the end: it is yielded once."""
     pixels = media if isinstance(media, torch.Tensor) or media is None else media_pixels(model, media)
     ids, _ = encode_conversation(tokenizer, [*history, (question, None)], model.config.text)
-    from transformers import TextIteratorStreamer
-
-    streamer = TextIteratorStreamer(tokenizer, skip_prompt=False, skip_special_tokens=True, timeout=300)
     kwargs = {
         "max_new_tokens": model.config.text.max_answer_tokens,
         "do_sample": False,
         "min_new_tokens": 1,
         "pad_token_id": tokenizer.pad_token_id,
         **generate_kwargs,
-        "streamer": streamer,
     }
+    pixels = None if pixels is None else [pixels]
+    if kwargs.get("num_beams", 1) > 1:
+        out = model.generate(torch.tensor([ids]), None, pixels, **kwargs)
+        yield tokenizer.decode(out[0], skip_special_tokens=True).strip()
+        return
+    from transformers import TextIteratorStreamer
+
+    streamer = TextIteratorStreamer(tokenizer, skip_prompt=False, skip_special_tokens=True, timeout=300)
+    kwargs["streamer"] = streamer
     errors = []
 
     def run():
         try:
-            model.generate(torch.tensor([ids]), None, None if pixels is None else [pixels], **kwargs)
+            model.generate(torch.tensor([ids]), None, pixels, **kwargs)
         except Exception as e:
             errors.append(e)
             streamer.end()
@@ -96,14 +104,23 @@ def shapes_examples(folder: str | Path, n: int = 4) -> list[tuple[str, str | Non
     return out
 
 
-def build_demo(model: LynxModel, tokenizer, examples: Sequence[tuple] = (), title: str = "lynx_lite"):
-    """The Gradio Blocks app (not launched): upload an image or a video, chat, decoding controls;
-    `examples` are (question, image[, video])."""
+CONTROLS = "the controls below"
+
+
+def build_demo(
+    model: LynxModel,
+    tokenizer,
+    examples: Sequence[tuple] = (),
+    title: str = "lynx_lite",
+    decoding: str = CONTROLS,
+):
+    """The Gradio Blocks app (not launched): upload an image or a video, chat, a named decoding (`DECODING`) or the
+    decoding controls; `examples` are (question, image[, video])."""
     import gradio as gr
 
     lock = threading.Lock()  # one generation at a time on this model; the queue holds the rest
 
-    def respond(message, history, image, video, max_new_tokens, temperature, top_p, num_beams):
+    def respond(message, history, image, video, mode, max_new_tokens, temperature, top_p, num_beams):
         media = video or image
         pairs, q = [], None
         for m in history or []:
@@ -119,7 +136,9 @@ def build_demo(model: LynxModel, tokenizer, examples: Sequence[tuple] = (), titl
                 pairs.append((q, text))
                 q = None
         gen = dict(max_new_tokens=int(max_new_tokens), num_beams=int(num_beams))
-        if temperature > 0 and num_beams == 1:
+        if mode in DECODING:
+            gen = named_decoding(mode, max_new_tokens=int(max_new_tokens))
+        elif temperature > 0 and num_beams == 1:
             gen.update(do_sample=True, temperature=float(temperature), top_p=float(top_p))
         history = list(history or []) + [{"role": "user", "content": message}, {"role": "assistant", "content": ""}]
         with lock:
@@ -137,6 +156,9 @@ def build_demo(model: LynxModel, tokenizer, examples: Sequence[tuple] = (), titl
             with gr.Column(scale=1):
                 image = gr.Image(type="filepath", label="image", height=240, elem_id="image")
                 video = gr.Video(label="video", height=240, elem_id="video")
+                mode = gr.Dropdown(
+                    [*DECODING, CONTROLS], value=decoding, label="decoding (original: the release's beam sampling)"
+                )
                 max_new = gr.Slider(1, 256, value=model.config.text.max_answer_tokens, step=1, label="max new tokens")
                 temperature = gr.Slider(0, 1.5, value=0, step=0.05, label="temperature (0 = greedy)")
                 top_p = gr.Slider(0.1, 1, value=0.9, step=0.05, label="top-p")
@@ -149,7 +171,7 @@ def build_demo(model: LynxModel, tokenizer, examples: Sequence[tuple] = (), titl
         if examples:
             rows = [[q, img, (rest[0] if rest else None)] for q, img, *rest in examples]
             gr.Examples(rows, inputs=[box, image, video], label="examples from the shapes world")
-        ins = [box, chat, image, video, max_new, temperature, top_p, beams]
+        ins = [box, chat, image, video, mode, max_new, temperature, top_p, beams]
         send.click(respond, ins, [chat, box], api_name="chat")
         box.submit(respond, ins, [chat, box], api_name=False)
         clear.click(lambda: ([], ""), None, [chat, box], api_name=False)

@@ -4,6 +4,7 @@
 
 # %% ../nbs/06_model.ipynb #bb11dd2a
 from __future__ import annotations
+import warnings
 from collections import defaultdict
 from typing import Sequence, Union
 import torch, torch.nn as nn
@@ -18,19 +19,47 @@ from .text import encode_batch
 from .serialization import PretrainedMixin
 
 # %% auto #0
-__all__ = ['Pixels', 'build_llm', 'prepend_prefix', 'position_ids', 'plain_head', 'supervised_loss', 'LynxModel',
-           'configure_tokens', 'answer']
+__all__ = ['Pixels', 'add_mean_rows', 'build_llm', 'add_pad_token', 'prepend_prefix', 'position_ids', 'plain_head',
+           'supervised_loss', 'LynxModel', 'configure_tokens', 'answer']
 
 # %% ../nbs/06_model.ipynb #06c6bc7c
 Pixels = Union[torch.Tensor, Sequence[Union[torch.Tensor, None]], None]
 
 
+@torch.no_grad()
+def add_mean_rows(llm: PreTrainedModel, n: int) -> None:
+    "Grow the input and output embeddings by `n` rows, each the mean of the existing rows (how Lynx adds `[PAD]`)."
+    for emb, resize in ((llm.get_input_embeddings(), True), (llm.get_output_embeddings(), False)):
+        if emb is None or (not resize and emb.weight is llm.get_input_embeddings().weight):
+            continue  # no head, or a head tied to the (already grown) input embedding
+        w = emb.weight
+        emb.weight = nn.Parameter(
+            torch.cat([w, w.float().mean(0, keepdim=True).to(w.dtype).expand(n, -1)]), w.requires_grad
+        )
+        if hasattr(emb, "num_embeddings"):
+            emb.num_embeddings = emb.weight.shape[0]
+        else:
+            emb.out_features = emb.weight.shape[0]
+    llm.config.get_text_config().vocab_size = llm.get_input_embeddings().weight.shape[0]
+
+
 def build_llm(llm_cfg: LLMConfig, pretrained: bool = True, **from_pretrained_kwargs) -> PreTrainedModel:
-    "The causal LM of `llm_cfg`: `from_pretrained(name_or_path)` when set and `pretrained`, else built from its config."
+    """The causal LM of `llm_cfg`: `from_pretrained(name_or_path)` when set and `pretrained` (plus a `pad_token`
+    row), else built from its config."""
     dtype = getattr(torch, llm_cfg.dtype)
     if llm_cfg.name_or_path and pretrained:
-        return AutoModelForCausalLM.from_pretrained(llm_cfg.name_or_path, dtype=dtype, **from_pretrained_kwargs)
+        llm = AutoModelForCausalLM.from_pretrained(llm_cfg.name_or_path, dtype=dtype, **from_pretrained_kwargs)
+        if llm_cfg.pad_token:
+            add_mean_rows(llm, 1)
+        return llm
     return AutoModelForCausalLM.from_config(AutoConfig.for_model(llm_cfg.model_type, **llm_cfg.config), dtype=dtype)
+
+
+def add_pad_token(tokenizer: PreTrainedTokenizerBase, llm_cfg: LLMConfig) -> PreTrainedTokenizerBase:
+    "Add `llm_cfg.pad_token` to a pretrained LLM's tokenizer as its pad token (nothing when it has it already)."
+    if llm_cfg.pad_token and tokenizer.pad_token != llm_cfg.pad_token:
+        tokenizer.add_special_tokens({"pad_token": llm_cfg.pad_token})
+    return tokenizer
 
 # %% ../nbs/06_model.ipynb #8c1d3e55
 def prepend_prefix(
@@ -197,7 +226,9 @@ class LynxModel(PretrainedMixin, nn.Module):
     ) -> torch.Tensor:
         "New tokens (B, ≤max_new_tokens) after left-padded prompts; greedy, beam or sampling as `generate_kwargs` say."
         f = self.fuse(input_ids, attention_mask, pixel_values)
-        with visual_context(self.llm, f["visual_tokens"], f["visual_mask"]):
+        with visual_context(self.llm, f["visual_tokens"], f["visual_mask"]), warnings.catch_warnings():
+            # n-gram blocking sees the new tokens only (there are no prompt ids), as in the original
+            warnings.filterwarnings("ignore", message="Passing `no_repeat_ngram_size` with `inputs_embeds`")
             return self.llm.generate(
                 inputs_embeds=f["inputs_embeds"], attention_mask=f["attention_mask"], **generate_kwargs
             )
