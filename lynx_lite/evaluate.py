@@ -12,7 +12,7 @@ from typing import Sequence
 from . import __version__
 from .dataset import Collator, LynxDataset
 from .judges import Judge, RuleJudge
-from .metrics import caption_scores, parse_choice, score_mme
+from .metrics import caption_scores, parse_choice, proportion, score_mme
 from .model import LynxModel
 from .prompts import TEMPLATES
 from .records import Record, load_mcq, load_mme, load_openvqa, read_jsonl
@@ -81,8 +81,10 @@ def _judged(records, preds, judge: Judge, out: Path, name: str) -> dict:
         rows.append({"index": r.meta["index"], "text_output": p, "correct": v.correct, "reason": v.reason})
         by_class[r.meta["cls"]].append(v.correct)
     (out / f"{name}_predictions.jsonl").write_text("".join(json.dumps(x) + "\n" for x in rows))
-    acc = lambda xs: sum(xs) / len(xs) if xs else 0.0
-    return dict(accuracy=acc([x["correct"] for x in rows]), per_class={k: acc(v) for k, v in sorted(by_class.items())})
+    return dict(
+        proportion(sum(x["correct"] for x in rows), len(rows)),
+        per_class={k: proportion(sum(v), len(v)) for k, v in sorted(by_class.items())},
+    )
 
 
 def evaluate(
@@ -146,7 +148,7 @@ def evaluate(
             )
         )
         metrics = dict(
-            accuracy=sum(c == r.meta["answer"] for c, r in zip(picked, recs)) / max(1, len(recs)),
+            proportion(sum(c == r.meta["answer"] for c, r in zip(picked, recs)), len(recs)),
             unparsed=sum(c is None for c in picked),
         )
     results = dict(
@@ -200,19 +202,33 @@ def heldout_accuracy(
     return correct
 
 # %% ../nbs/20_evaluate.ipynb #6bd3f604
-def _rows(res: dict) -> dict[str, float]:
+def _acc(m) -> tuple:
+    # (value, n, interval) of an accuracy; results written before intervals were added hold a bare number
+    return (m, None, None) if isinstance(m, (int, float)) else (m["accuracy"], m.get("n"), m.get("ci95"))
+
+
+def _rows(res: dict) -> dict[str, tuple]:
+    "Each figure of a run as (value, n, 95% interval); n and the interval are None where they do not apply."
     m = res["metrics"]
     if res["bench"] == "mme":
-        return {
-            **{k: v["score"] for k, v in m["subtasks"].items()},
-            "perception": m["perception"],
-            "cognition": m["cognition"],
-        }
+        rows = {}
+        for k, v in m["subtasks"].items():
+            rows[k] = (v["score"], None, None)
+            rows[f"{k} acc"] = (v["acc"], v.get("n"), v.get("acc_ci95"))
+            rows[f"{k} acc+"] = (v["acc_plus"], v.get("n_images"), v.get("acc_plus_ci95"))
+        return rows | {"perception": (m["perception"], None, None), "cognition": (m["cognition"], None, None)}
     if res["bench"] in ("openvqa", "videoqa"):
-        return {"accuracy": m["accuracy"], **{f"class: {k}": v for k, v in m["per_class"].items()}}
+        return {"accuracy": _acc(m), **{f"class: {k}": _acc(v) for k, v in m["per_class"].items()}}
     if res["bench"] == "caption":
-        return {k: m[k] for k in ("bleu4", "cider")}
-    return {"accuracy": m["accuracy"]}
+        return {k: (m[k], res.get("n"), None) for k in ("bleu4", "cider")}
+    return {"accuracy": _acc(m)}
+
+
+def _cells(row: tuple | None) -> str:
+    if row is None:
+        return " |  |  |"
+    v, n, ci = row
+    return f" {v:.3f} | {'' if n is None else n} | {'–' if ci is None else f'[{ci[0]:.3f}, {ci[1]:.3f}]'} |"
 
 
 def report(results: Sequence[dict | str | Path], out_dir: str | Path, names: Sequence[str] | None = None) -> str:
@@ -230,14 +246,19 @@ def report(results: Sequence[dict | str | Path], out_dir: str | Path, names: Seq
     for bench in dict.fromkeys(r["bench"] for r in res):
         runs = [(n, _rows(r)) for n, r in zip(names, res) if r["bench"] == bench]
         keys = list(dict.fromkeys(k for _, rows in runs for k in rows))
-        md += [f"### {bench}", "", "| metric | " + " | ".join(n for n, _ in runs) + " |", "|---|" + "---|" * len(runs)]
-        md += [f"| {k} | " + " | ".join(f"{rows[k]:.3f}" if k in rows else "" for _, rows in runs) + " |" for k in keys]
+        md += [f"### {bench}", "", "| metric |" + "".join(f" {n} | n | 95% CI |" for n, _ in runs)]
+        md += ["|---|" + "---|---|---|" * len(runs)]
+        md += [f"| {k} |" + "".join(_cells(rows.get(k)) for _, rows in runs) for k in keys]
+        if bench == "mme":
+            md += ["", "n: questions for acc, images for acc+; a score adds two proportions, so it has no interval."]
         md.append("")
-        bars = [k for k in keys if k not in ("perception", "cognition")]
+        bars = [k for k in keys if k not in ("perception", "cognition") and not k.endswith((" acc", " acc+"))]
         fig, ax = plt.subplots(figsize=(max(4, 0.9 * len(bars) * len(runs)), 3))
         w = 0.8 / len(runs)
         for i, (n, rows) in enumerate(runs):
-            ax.bar([x + i * w for x in range(len(bars))], [rows.get(k, 0) for k in bars], w, label=n)
+            vals = [rows.get(k, (0, None, None)) for k in bars]
+            err = [[v - ci[0] if ci else 0 for v, _, ci in vals], [ci[1] - v if ci else 0 for v, _, ci in vals]]
+            ax.bar([x + i * w for x in range(len(bars))], [v for v, _, _ in vals], w, yerr=err, capsize=2, label=n)
         ax.set_xticks([x + w * (len(runs) - 1) / 2 for x in range(len(bars))], bars, rotation=20, ha="right")
         ax.set_ylim(bottom=0)
         ax.set_title(bench)

@@ -34,7 +34,10 @@ def test_ablate_smoke_two_studies_two_seeds(tmp_path):
     ]
     assert sorted(x["seed"] for x in rows) == [0] * 4 + [1] * 4
     assert len(list((tmp_path / "ab" / "runs").iterdir())) == 3 * 2  # the paper's choice is one run per seed, shared
-    assert "| fusion | prefix (paper) |" in r.stdout
+    assert "| fusion | prefix (paper) |" in r.stdout and "| 95% CI | n |" in r.stdout
+    for x in rows:  # the counts behind each accuracy, as the table's intervals need them
+        assert x["accuracy"] == x["correct"] / x["n"] and x["text"] == x["text_correct"] / x["text_n"]
+        assert sum(x["per_task_n"].values()) == x["n"] == 8 + 2 * 4  # --smoke: eval_limit 8 image + 8 video questions
     mtimes = {p: p.stat().st_mtime_ns for p in (tmp_path / "ab" / "runs").glob("*/done.json")}
     again = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     assert (

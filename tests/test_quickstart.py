@@ -2,6 +2,7 @@
 
 import json, shutil, subprocess
 import pytest
+from lynx_lite.metrics import wilson_interval
 
 EXE = shutil.which("lynx-lite")
 
@@ -17,6 +18,11 @@ def test_quickstart_smoke(tmp_path):
     assert "MME-style score" in r.stdout
     s = json.loads((tmp_path / "quickstart.json").read_text())
     assert set(s["chance"]) == {"color", "shape", "count", "position", "size", "motion"}
+    # every accuracy with its n and 95% interval, in the JSON and in the printed table
+    assert "95% CI" in r.stdout and f"{s['ci95']['color'][0]:.1%}–{s['ci95']['color'][1]:.1%}" in r.stdout
+    for t, n in s["n"].items():
+        assert s["accuracy"][t] == s["correct"][t] / n and s["ci95"][t] == list(wilson_interval(s["correct"][t], n))
+    assert all(v["n"] == 2 * v["n_images"] and len(v["acc_ci95"]) == 2 for v in s["mme"]["subtasks"].values())
     again = subprocess.run(
         [EXE, "quickstart", "--smoke", "--out", str(tmp_path)], capture_output=True, text=True, timeout=600
     )

@@ -8,13 +8,15 @@ import hashlib, json, statistics, time
 from dataclasses import asdict, replace
 from pathlib import Path
 from ..evaluate import heldout_accuracy
+from ..metrics import wilson_interval
 from ..model import LynxModel, answer
 from ..serialization import load_tokenizer
 from .quickstart import QuickstartConfig, pretrain_standins, train_stages, write_worlds
 from .steps import cached_step
 
 # %% auto #0
-__all__ = ['ABLATIONS', 'ABLATE_VERSION', 'run_key', 'text_accuracy', 'run_variant', 'ablate', 'summarize', 'format_table']
+__all__ = ['ABLATIONS', 'ABLATE_VERSION', 'run_key', 'text_answers', 'run_variant', 'ablate', 'summarize', 'separated',
+           'format_table']
 
 # %% ../../nbs/34_ablations.ipynb #1aa3b516
 ABLATIONS: dict[str, dict[str, dict]] = {  # study -> {variant: change}; the first variant of each is the paper's choice
@@ -27,7 +29,7 @@ ABLATIONS: dict[str, dict[str, dict]] = {  # study -> {variant: change}; the fir
     },
     "text-only data": {"with": {}, "without": {"drop_sources": ["text"]}},
 }
-ABLATE_VERSION = 2  # raised whenever a run's method (training or metrics) changes
+ABLATE_VERSION = 3  # raised whenever a run's method (training or metrics) changes; 3: counts kept (stages reused)
 
 
 def run_key(change: dict, seed: int) -> str:
@@ -36,13 +38,16 @@ def run_key(change: dict, seed: int) -> str:
     return f"{tag}-seed{seed}"
 
 
-def text_accuracy(model, tokenizer, path: Path, limit: int = 100, batch_size: int = 32) -> float:
-    "Exact-match accuracy on the first `limit` text-only instructions of `path` (JSONL: instruction, output)."
+def text_answers(model, tokenizer, path: Path, limit: int = 100, batch_size: int = 32) -> list[dict]:
+    """The model's answers to the first `limit` text-only instructions of `path` (JSONL: instruction, output), each
+    judged by exact match: [{instruction, output, answer, correct}]."""
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()][:limit]
     preds = []
     for i in range(0, len(rows), batch_size):
         preds += answer(model, tokenizer, [r["instruction"] for r in rows[i : i + batch_size]], None, max_new_tokens=8)
-    return sum(p.strip().lower().rstrip(".") == r["output"].lower() for p, r in zip(preds, rows)) / max(1, len(rows))
+    return [
+        dict(r, answer=p, correct=p.strip().lower().rstrip(".") == r["output"].lower()) for p, r in zip(preds, rows)
+    ]
 
 # %% ../../nbs/34_ablations.ipynb #b8f76ec4
 def run_variant(
@@ -91,12 +96,19 @@ def run_variant(
         model, tok = LynxModel.from_pretrained(folder / "stage2" / "model"), load_tokenizer(folder / "stage2" / "model")
         acc = heldout_accuracy(model, tok, worlds["held"], folder / "eval", limit=eval_limit, progress=progress)
         flat = [c for v in acc.values() for c in v]
+        text = text_answers(model, tok, worlds["held"] / "text_instructions.jsonl")
+        (folder / "eval" / "text_predictions.jsonl").write_text("".join(json.dumps(x) + "\n" for x in text))
         return dict(
             change=change,
             seed=seed,
             accuracy=sum(flat) / len(flat),
+            correct=sum(flat),
+            n=len(flat),
             per_task={t: sum(v) / len(v) for t, v in acc.items()},
-            text=text_accuracy(model, tok, worlds["held"] / "text_instructions.jsonl"),
+            per_task_n={t: len(v) for t, v in acc.items()},
+            text=sum(x["correct"] for x in text) / len(text),
+            text_correct=sum(x["correct"] for x in text),
+            text_n=len(text),
             minutes=round((time.time() - t0) / 60, 2),
         )
 
@@ -126,17 +138,8 @@ def ablate(
                 m = run_variant(
                     change, seed, quickstart_cfg, standins, out, stage1_steps, stage2_steps, eval_limit, progress
                 )
-                rows.append(
-                    dict(
-                        study=study,
-                        variant=name,
-                        paper=i == 0,
-                        seed=seed,
-                        accuracy=m["accuracy"],
-                        text=m["text"],
-                        per_task=m["per_task"],
-                    )
-                )
+                keep = ("accuracy", "correct", "n", "text", "text_correct", "text_n", "per_task", "per_task_n")
+                rows.append(dict(study=study, variant=name, paper=i == 0, seed=seed, **{k: m[k] for k in keep}))
     out.mkdir(parents=True, exist_ok=True)
     (out / "ablations.json").write_text(
         json.dumps(
@@ -145,6 +148,7 @@ def ablate(
                 seeds=list(seeds),
                 stage1_steps=stage1_steps,
                 stage2_steps=stage2_steps,
+                eval_limit=eval_limit,
                 quickstart=asdict(quickstart_cfg),
             ),
             indent=2,
@@ -153,35 +157,63 @@ def ablate(
     return rows
 
 
+def _over_seeds(rs: list[dict], key: str, count: str, n: str) -> dict:
+    "One metric of a variant's runs: mean and spread over seeds, the runs' values, n and the 95% interval."
+    sizes = {r[n] for r in rs}
+    if len(sizes) != 1:
+        raise ValueError(f"runs of one variant on different numbers of questions {sorted(sizes)}: use one eval_limit")
+    (size,) = sizes
+    values = [r[key] for r in rs]
+    return dict(
+        mean=statistics.mean(values),
+        spread=statistics.pstdev(values) if len(values) > 1 else 0.0,
+        runs=values,
+        n=size,
+        # the seeds answer the same questions, so the mean count is still a proportion of n, not of n × seeds
+        ci95=list(wilson_interval(statistics.mean(r[count] for r in rs), size)),
+    )
+
+
 def summarize(rows: list[dict]) -> list[dict]:
-    "Mean and spread over seeds per (study, variant)."
+    """Per (study, variant): for held-out accuracy and text-only accuracy, the mean and spread (population standard
+    deviation) over seeds, each seed's value, n and the 95% Wilson interval of the mean count over n."""
     groups = {}
     for r in rows:
         groups.setdefault((r["study"], r["variant"], r["paper"]), []).append(r)
-
-    def ms(v):
-        return (statistics.mean(v), statistics.pstdev(v) if len(v) > 1 else 0.0)
-
     return [
         dict(
             study=s,
             variant=v,
             paper=p,
             seeds=len(rs),
-            accuracy=ms([r["accuracy"] for r in rs]),
-            text=ms([r["text"] for r in rs]),
+            accuracy=_over_seeds(rs, "accuracy", "correct", "n"),
+            text=_over_seeds(rs, "text", "text_correct", "text_n"),
         )
         for (s, v, p), rs in groups.items()
     ]
 
 
+def separated(a: dict, b: dict, key: str = "accuracy") -> dict:
+    """Whether two summarised variants differ on `key`: `intervals`, their 95% intervals do not overlap; `seeds`,
+    every seed of one is above every seed of the other (at least two seeds each)."""
+    x, y = a[key], b[key]
+    return dict(
+        intervals=x["ci95"][0] > y["ci95"][1] or y["ci95"][0] > x["ci95"][1],
+        seeds=min(len(x["runs"]), len(y["runs"])) > 1
+        and (min(x["runs"]) > max(y["runs"]) or min(y["runs"]) > max(x["runs"])),
+    )
+
+
 def format_table(rows: list[dict]) -> str:
-    "A markdown table: accuracy and text-only accuracy, mean ± spread over seeds."
-    lines = ["| study | variant | held-out accuracy | text-only accuracy | seeds |", "|---|---|---|---|---|"]
+    "A markdown table: accuracy and text-only accuracy, mean ± spread over seeds, 95% interval and n."
+    lines = [
+        "| study | variant | held-out accuracy | 95% CI | n | text-only accuracy | 95% CI | n | seeds |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    cells = lambda m: f"{m['mean']:.1%} ± {m['spread']:.1%} | {m['ci95'][0]:.1%}–{m['ci95'][1]:.1%} | {m['n']}"
     for r in summarize(rows):
         star = " (paper)" if r["paper"] else ""
         lines.append(
-            f"| {r['study']} | {r['variant']}{star} | {r['accuracy'][0]:.1%} ± {r['accuracy'][1]:.1%} | "
-            f"{r['text'][0]:.1%} ± {r['text'][1]:.1%} | {r['seeds']} |"
+            f"| {r['study']} | {r['variant']}{star} | {cells(r['accuracy'])} | {cells(r['text'])} | {r['seeds']} |"
         )
     return "\n".join(lines)

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from ..config import get_preset
 from ..evaluate import evaluate, heldout_accuracy
+from ..metrics import score_mme, wilson_interval
 from ..model import LynxModel
 from ..serialization import load_tokenizer
 from ..text import tiny_tokenizer
@@ -217,9 +218,11 @@ def quickstart(quickstart_cfg: QuickstartConfig = QuickstartConfig(), progress: 
     tower_eval |= {k: tower[k] for k in ("chance", "region_chance")}
     summary = dict(
         accuracy={t: sum(v) / len(v) for t, v in acc.items()},
-        chance={t: CHANCE[t] for t in acc},
+        correct={t: sum(v) for t, v in acc.items()},
         n={t: len(v) for t, v in acc.items()},
-        mme=result["mme"],
+        ci95={t: list(wilson_interval(sum(v), len(v))) for t, v in acc.items()},
+        chance={t: CHANCE[t] for t in acc},
+        mme=score_mme(out / "eval" / "mme" / "mme"),  # from the answer files: intervals even for an older cached eval
         tower=tower_eval,
         step_seconds={k: v["seconds"] for k, v in steps.items()},
         minutes=round((time.time() - t0) / 60, 2),
@@ -229,15 +232,26 @@ def quickstart(quickstart_cfg: QuickstartConfig = QuickstartConfig(), progress: 
     return summary
 
 
+def _ci(ci: list) -> str:
+    return f"{ci[0]:.1%}–{ci[1]:.1%}"
+
+
 def format_summary(summary: dict) -> str:
-    "The quickstart's table: accuracy per question type beside chance, then the MME-style score."
-    s = summary
-    rows = [f"{'question type':<14}{'accuracy':>10}{'chance':>10}{'n':>6}"]
-    rows += [f"{t:<14}{s['accuracy'][t]:>10.2%}{s['chance'][t]:>10.2%}{s['n'][t]:>6}" for t in sorted(s["accuracy"])]
-    subs = ", ".join(f"{k} {v['score']:.0f}" for k, v in s["mme"]["subtasks"].items())
-    rows.append(
-        f"MME-style score (yes/no pairs): {s['mme']['perception']:.1f} / {200 * len(s['mme']['subtasks'])} ({subs})"
-    )
+    """The quickstart's table: accuracy per question type with its 95% interval and n, beside chance; then the
+    MME-style score, with acc and acc+ per subtask and their intervals."""
+    s, m = summary, summary["mme"]
+    rows = [f"{'question type':<14}{'accuracy':>10}{'95% CI':>16}{'n':>6}{'chance':>9}"]
+    rows += [
+        f"{t:<14}{s['accuracy'][t]:>10.1%}{_ci(s['ci95'][t]):>16}{s['n'][t]:>6}{s['chance'][t]:>9.1%}"
+        for t in sorted(s["accuracy"])
+    ]
+    rows.append(f"MME-style score (yes/no pairs): {m['perception']:.1f} / {200 * len(m['subtasks'])}")
+    rows.append(f"{'subtask':<14}{'score':>7}{'acc':>8}{'95% CI':>16}{'n':>6}{'acc+':>8}{'95% CI':>16}{'images':>8}")
+    rows += [
+        f"{k:<14}{v['score']:>7.1f}{v['acc']:>8.1%}{_ci(v['acc_ci95']):>16}{v['n']:>6}"
+        f"{v['acc_plus']:>8.1%}{_ci(v['acc_plus_ci95']):>16}{v['n_images']:>8}"
+        for k, v in m["subtasks"].items()
+    ]
     t = s["tower"]
     rows.append(
         f"tower: held-out retrieval@1 {t['retrieval']:.2f} (chance {t['chance']:.2f}); "
