@@ -88,8 +88,10 @@ def save_checkpoint(
     optimizer: torch.optim.Optimizer,
     state: dict,
     keep: int = 2,
+    rng: list[tuple[dict, dict[str, torch.Tensor]]] | None = None,
 ) -> Path:
-    "Write `run_dir/checkpoints/step-XXXXXXX` atomically, point `latest` at it, keep the newest `keep`."
+    """Write `run_dir/checkpoints/step-XXXXXXX` atomically, point `latest` at it, keep the newest `keep`. `rng`: the
+    `rng_state()` of every process, by rank (default: this process's alone)."""
     ckpts = Path(run_dir) / "checkpoints"
     ckpts.mkdir(parents=True, exist_ok=True)
     final, tmp = ckpts / f"step-{step:07d}", ckpts / f".tmp-step-{step:07d}"
@@ -99,9 +101,9 @@ def save_checkpoint(
     opt_tree, opt_tensors = split_tensors(optimizer.state_dict(), "opt")
     save_file(opt_tensors, tmp / "optimizer.safetensors")
     _write_json(tmp / "optimizer.json", opt_tree)
-    rng_meta, rng_tensors = rng_state()
-    save_file(rng_tensors, tmp / "rng.safetensors")
-    _write_json(tmp / "state.json", dict(state, step=step, rng=rng_meta))
+    rng = rng or [rng_state()]
+    save_file({f"{rank}.{k}": t for rank, (_, ts) in enumerate(rng) for k, t in ts.items()}, tmp / "rng.safetensors")
+    _write_json(tmp / "state.json", dict(state, step=step, rng=[meta for meta, _ in rng]))
     if final.exists():
         shutil.rmtree(final)
     os.replace(tmp, final)  # atomic: the checkpoint appears whole or not at all
@@ -125,9 +127,10 @@ def latest_checkpoint(run_dir: str | Path) -> Path | None:
 
 
 def load_checkpoint(
-    path: str | Path, optimizer: torch.optim.Optimizer | None = None, restore_rng: bool = True
+    path: str | Path, optimizer: torch.optim.Optimizer | None = None, restore_rng: bool = True, rank: int = 0
 ) -> tuple[dict, dict]:
-    "(trainable weights, state) of checkpoint `path`; loads the optimizer state and the RNG states in place."
+    """(trainable weights, state) of checkpoint `path`; loads the optimizer state and the RNG states of process `rank`
+    in place (rank 0's when the checkpoint has fewer processes)."""
     path = Path(path)
     missing = [
         f
@@ -142,5 +145,10 @@ def load_checkpoint(
             join_tensors(json.loads((path / "optimizer.json").read_text()), load_file(path / "optimizer.safetensors"))
         )
     if restore_rng:
-        set_rng_state(state["rng"], load_file(path / "rng.safetensors"))
+        tensors = load_file(path / "rng.safetensors")
+        if isinstance(state["rng"], dict):  # written by one process before the states of all ranks were kept
+            set_rng_state(state["rng"], tensors)
+        else:
+            r = rank if rank < len(state["rng"]) else 0
+            set_rng_state(state["rng"][r], {k.split(".", 1)[1]: t for k, t in tensors.items() if k.startswith(f"{r}.")})
     return load_file(path / "trainable.safetensors"), state

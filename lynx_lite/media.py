@@ -107,12 +107,25 @@ def sample_indices(n: int, num_frames: int) -> np.ndarray:
     return np.minimum(((np.arange(num_frames) + 0.5) * n / num_frames).astype(np.int64), n - 1)
 
 
+def _has_no_frames(path: Path) -> bool:
+    "True if the file opens (PyAV) but holds no video stream, or a video stream without a frame."
+    import av
+
+    try:
+        with av.open(str(path)) as c:
+            return not c.streams.video or next(c.decode(video=0), None) is None
+    except (av.error.FFmpegError, ValueError):
+        return False
+
+
 def _decord_frames(path: Path, num_frames: int) -> np.ndarray:
     import decord
 
     try:
         vr = decord.VideoReader(str(path), num_threads=1)
     except Exception as e:
+        if _has_no_frames(path):  # decord cannot open a video without frames: say so, as PyAV does
+            raise MediaError("empty_video", path, "the video has no frames") from e
         raise MediaError(
             "corrupt_video", path, f"decord cannot open it ({str(e).splitlines()[0][:120]}); re-encode it as H.264 mp4"
         ) from e
@@ -131,6 +144,8 @@ def _pyav_frames(path: Path, num_frames: int) -> np.ndarray:
 
     try:
         with av.open(str(path)) as c:
+            if not c.streams.video:
+                raise MediaError("empty_video", path, "the file has no video stream")
             frames = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
     except av.error.FFmpegError as e:
         raise MediaError("corrupt_video", path, f"PyAV cannot decode it ({e}); re-encode it as H.264 mp4") from e

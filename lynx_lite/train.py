@@ -10,11 +10,11 @@ from pathlib import Path
 from typing import Callable, Sequence
 import torch, yaml
 from accelerate import Accelerator
-from accelerate.utils import DistributedDataParallelKwargs, gather_object, set_seed
+from accelerate.utils import DistributedDataParallelKwargs, GradientAccumulationPlugin, gather_object, set_seed
 from safetensors.torch import load_file
 from tqdm.auto import tqdm
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
-from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from .checkpoint import latest_checkpoint, load_checkpoint, rng_state, save_checkpoint
 from .config import LynxConfig, apply_overrides, from_registry, get_preset
 from .dataset import Collator, LynxDataset
 from .freeze import freeze_for_stage, part_of
@@ -28,7 +28,8 @@ from .vision import FeatureCache
 
 # %% auto #0
 __all__ = ['LOADERS', 'RECIPES', 'TrainConfig', 'data_path', 'load_source', 'build_data', 'build_model', 'trainable_weights',
-           'weights_digest', 'load_trained', 'param_groups', 'lr_lambda', 'train', 'get_recipe', 'write_launch_files']
+           'weights_digest', 'load_trained', 'param_groups', 'lr_lambda', 'enable_gradient_checkpointing', 'train',
+           'get_recipe', 'write_launch_files']
 
 # %% ../nbs/16_train.ipynb #ebc6451c
 @dataclass
@@ -88,6 +89,7 @@ LOADERS = {"pairs": load_pairs, "conversations": load_conversations, "text": loa
 def data_path(data_dir: str | Path, path: str | Path) -> Path:
     "`path` read from `data_dir` (`~` expanded; an absolute `path` stays as it is)."
     return Path(data_dir).expanduser() / Path(path).expanduser()
+
 
 def load_source(src: dict, data_dir: str | Path, prompts: str, seed: int, skips: SkipLog):
     "Records of one data source (training mode: bad lines skipped and counted); relative paths start at `data_dir`."
@@ -212,6 +214,31 @@ def _tracker(name: str | None) -> str | None:
     return None if name in (None, "none") else name
 
 
+def enable_gradient_checkpointing(model: LynxModel) -> None:
+    "Recompute the LLM's decoder layers in the backward pass instead of keeping their activations."
+    llm = model.llm
+    if hasattr(llm, "activation_checkpointing_enable"):  # transformers >= 5.x's name
+        llm.activation_checkpointing_enable({"use_reentrant": False})
+    else:
+        llm.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    _checkpointed_train_mode(model)
+
+
+def _checkpointed_train_mode(model: LynxModel) -> None:
+    """Transformers checkpoints a layer only while that layer is in train mode, but a frozen LLM stays in eval mode
+    (no dropout): put the checkpointed layers themselves, not their submodules, in train mode."""
+    from transformers.modeling_layers import GradientCheckpointingLayer
+
+    for m in model.llm.modules():
+        if isinstance(m, GradientCheckpointingLayer) and m.gradient_checkpointing:
+            m.training = model.training
+
+
+def _supervised_tokens(batch: dict) -> int:
+    "How many tokens of a micro-batch the loss averages over."
+    return int((batch["labels"] != -100).sum()) if batch["size"] else 0
+
+
 def _loss(model, batch: dict, trainable: list[torch.Tensor]) -> torch.Tensor:
     if batch["size"] == 0:  # every sample of the micro-batch was bad: a zero loss keeps all processes in step
         return sum((p * 0).sum() for p in trainable)
@@ -233,7 +260,8 @@ def train(
     "Run `cfg`; `resume=True` continues from the run's latest checkpoint. Returns a summary (losses, speed, skips)."
     out = Path(cfg.out_dir).expanduser()
     acc = Accelerator(
-        gradient_accumulation_steps=cfg.grad_accum,
+        # a step's micro-batches are fetched before its first backward: sync on the count alone, not at the loader's end
+        gradient_accumulation_plugin=GradientAccumulationPlugin(num_steps=cfg.grad_accum, sync_with_dataloader=False),
         mixed_precision=cfg.mixed_precision,
         log_with=_tracker(cfg.tracker),
         project_dir=str(out),
@@ -247,7 +275,7 @@ def train(
     if cfg.cache_features and not any(p.requires_grad for p in model.vision.model.parameters()):
         model.vision.cache = FeatureCache()
     if cfg.gradient_checkpointing:
-        model.llm.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        enable_gradient_checkpointing(model)
     skips = SkipLog()
     per_step = cfg.batch_size * cfg.grad_accum * acc.num_processes
     data, sampler = build_data(cfg, tok, model.config, per_step, skips)
@@ -257,7 +285,7 @@ def train(
     step, losses = 0, []
     ckpt = latest_checkpoint(out) if resume else None
     if ckpt is not None:
-        weights, state = load_checkpoint(ckpt, opt)
+        weights, state = load_checkpoint(ckpt, opt, rank=acc.process_index)
         model.load_state_dict(weights, strict=False)
         sched.load_state_dict(state["scheduler"])
         step, losses = state["step"], state["losses"]
@@ -271,6 +299,7 @@ def train(
         sampler=sampler,
         drop_last=True,
         num_workers=cfg.num_workers,
+        generator=torch.Generator().manual_seed(cfg.seed),  # its seed draw must not move the global RNG (dropout)
         collate_fn=Collator(tok.pad_token_id, model.config.text.padding_side),
     )
     model, opt, loader = acc.prepare(model, opt, loader)
@@ -283,12 +312,13 @@ def train(
 
     def checkpoint():
         acc.wait_for_everyone()
+        rngs = gather_object([rng_state()])  # every process's: their dropout masks differ
         if acc.is_main_process:
             state = dict(
                 scheduler=sched.state_dict(), losses=losses, consumed=step * per_step, skipped=dict(skips.counts)
             )
             save_checkpoint(
-                out, step, trainable_weights(acc.unwrap_model(model)), opt, state, keep=cfg.keep_checkpoints
+                out, step, trainable_weights(acc.unwrap_model(model)), opt, state, keep=cfg.keep_checkpoints, rng=rngs
             )
         acc.wait_for_everyone()
 
@@ -297,22 +327,29 @@ def train(
         total=cfg.max_steps, initial=step, desc=f"stage {cfg.stage}", disable=not (progress and acc.is_main_process)
     )
     model.train()
+    _checkpointed_train_mode(acc.unwrap_model(model))
     while step < cfg.max_steps:
         t0, micro = time.perf_counter(), []
-        for _ in range(cfg.grad_accum):
-            batch = next(batches)
+        batches_of_step = [next(batches) for _ in range(cfg.grad_accum)]
+        tokens = [_supervised_tokens(b) for b in batches_of_step]
+        # every supervised token of the step weighs the same, in whichever micro-batch or process it is: the update is
+        # that of one large batch (`acc.backward` divides by grad_accum, DDP averages over processes; scale is 1.0 for
+        # one micro-batch in one process)
+        total = acc.reduce(torch.tensor(float(sum(tokens)), device=acc.device), "sum").item()
+        for batch, n in zip(batches_of_step, tokens):
             skips.update(batch["skipped"])
+            scale = n * cfg.grad_accum * acc.num_processes / max(total, 1.0)
             with acc.accumulate(model):
                 loss = _loss(model, batch, trainable)
-                acc.backward(loss)
+                acc.backward(loss * scale)
                 if acc.sync_gradients and cfg.max_grad_norm:
                     acc.clip_grad_norm_(trainable, cfg.max_grad_norm)
                 opt.step()
                 opt.zero_grad()
-            micro.append(loss.detach())
+            micro.append(loss.detach() * scale / cfg.grad_accum)
         sched.step()
         step += 1
-        loss_value = acc.reduce(torch.stack(micro).mean(), "mean").item()
+        loss_value = acc.reduce(torch.stack(micro).sum(), "mean").item()  # the mean over the step's tokens
         losses.append(loss_value)
         rate, lr = per_step / (time.perf_counter() - t0), sched.get_last_lr()[0]
         bar.update(1)
@@ -324,6 +361,8 @@ def train(
                 metrics = hook(acc.unwrap_model(model), step)
                 if metrics:
                     acc.log(metrics, step=step)
+            model.train()  # a hook may have put the model in eval mode
+            _checkpointed_train_mode(acc.unwrap_model(model))
         if step % cfg.save_every == 0 or step == cfg.max_steps:
             checkpoint()
     bar.close()

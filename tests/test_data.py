@@ -1,12 +1,12 @@
 "Data pipeline: bad input in strict and training modes, exact answer supervision, video backends, mixtures."
 
 import json, logging, sys
-import numpy as np, pytest, torch
+import av, numpy as np, pytest, torch
 from PIL import Image
 from torch.utils.data import DataLoader
 from lynx_lite.config import get_preset
 from lynx_lite.dataset import Collator, LynxDataset
-from lynx_lite.media import video_backend
+from lynx_lite.media import image_to_pixels, video_backend
 from lynx_lite.mixture import mixture
 from lynx_lite.records import (
     BadSample,
@@ -34,7 +34,9 @@ def bad_files(world):
     d = world / "odd"
     d.mkdir(exist_ok=True)
     ok = Image.open(world / "images/000000.png")
-    ok.convert("RGBA").save(d / "rgba.png")
+    rgba = ok.convert("RGBA")
+    rgba.putalpha(Image.linear_gradient("L").resize(ok.size))  # from transparent (top) to opaque (bottom)
+    rgba.save(d / "rgba.png")
     ok.convert("L").save(d / "gray.png")
     ok.convert("P").save(d / "palette.png")
     Image.fromarray((np.asarray(ok.convert("L"), dtype=np.uint16) * 257)).save(d / "sixteen.png")
@@ -44,6 +46,11 @@ def bad_files(world):
     video = (world / "videos/000016.mp4").read_bytes()
     (d / "cut.mp4").write_bytes(video[: len(video) // 2])
     (d / "empty.mp4").write_bytes(b"")
+    for name, codec in (("noframes.avi", "mpeg4"), ("nostream.mp4", "libx264")):  # a video stream of 0 frames; none
+        with av.open(str(d / name), "w") as c:
+            stream = c.add_stream(codec, rate=5)
+            stream.width = stream.height = 32
+            c.start_encoding()
     return {
         "rgba.png": None,
         "gray.png": None,
@@ -55,6 +62,8 @@ def bad_files(world):
         "missing.png": "missing_file",
         "cut.mp4": "corrupt_video",
         "empty.mp4": "empty_file",
+        "noframes.avi": "empty_video",
+        "nostream.mp4": "empty_video",
     }
 
 
@@ -62,7 +71,7 @@ def annotation(world, bad_files):
     "A conversations JSONL with one line per file above, a malformed line and a far too long prompt."
     lines = []
     for name in bad_files:
-        key = "video" if name.endswith(".mp4") else "image"
+        key = "video" if name.endswith((".mp4", ".avi")) else "image"
         lines.append(
             json.dumps(
                 {
@@ -85,7 +94,7 @@ def annotation(world, bad_files):
 
 def test_bad_input_strict_names_file_and_line(world, bad_files, tok):
     path = annotation(world, bad_files)
-    with pytest.raises(BadSample, match=r"odd\.jsonl:11: not valid JSON"):
+    with pytest.raises(BadSample, match=r"odd\.jsonl:13: not valid JSON"):
         load_conversations(path)
     records = load_conversations(path, strict=False)
     ds = LynxDataset(records, tok, CFG, strict=True)
@@ -96,7 +105,7 @@ def test_bad_input_strict_names_file_and_line(world, bad_files, tok):
         with pytest.raises(BadSample) as e:
             ds[i]
         assert e.value.reason == reason and f"odd.jsonl:{i + 1}" in str(e.value) and name in str(e.value)
-    with pytest.raises(BadSample, match=r"odd\.jsonl:12: .*max_prompt_tokens"):
+    with pytest.raises(BadSample, match=r"odd\.jsonl:14: .*max_prompt_tokens"):
         ds[len(records) - 1]
 
 
@@ -118,10 +127,29 @@ def test_bad_input_training_mode_skips_and_counts(world, bad_files, tok, caplog)
         "missing_file": 1,
         "corrupt_video": 1,
         "empty_file": 1,
+        "empty_video": 2,
     }
     assert dict(skips.counts) == expected
     assert sum(sizes) == 4  # rgba, gray, palette, 16-bit
     assert len(caplog.records) == len(expected)  # one warning per reason, not per sample
+
+
+def test_odd_images_give_the_right_pixels(world, bad_files, tok):
+    "RGBA over white, grey and 16-bit grey as 3 equal channels: the values, not only the shapes."
+    records = load_conversations(annotation(world, bad_files), strict=False)
+    ds = LynxDataset(records, tok, CFG, strict=True)
+    pixels = {name: ds[i]["pixel_values"] for i, name in enumerate(bad_files) if bad_files[name] is None}
+    d, vision = world / "odd", CFG.vision
+    rgb = np.asarray(Image.open(world / "images/000000.png").convert("RGB"), dtype=np.float64)
+    alpha = np.asarray(Image.open(d / "rgba.png"), dtype=np.float64)[..., 3:] / 255
+    over_white = Image.fromarray(np.round(rgb * alpha + 255 * (1 - alpha)).astype(np.uint8))
+    level = 1.0 / 255 / min(vision.std)  # one 8-bit level, normalised
+    torch.testing.assert_close(pixels["rgba.png"], image_to_pixels(over_white, vision), rtol=0, atol=1.01 * level)
+    assert not torch.allclose(pixels["rgba.png"], image_to_pixels(Image.fromarray(rgb.astype(np.uint8)), vision))
+    grey = image_to_pixels(Image.open(d / "gray.png").convert("RGB"), vision)
+    assert torch.equal(pixels["gray.png"], grey) and torch.equal(pixels["sixteen.png"], grey)  # 16 bit: 257 x grey
+    channels = grey * torch.tensor(vision.std)[:, None, None] + torch.tensor(vision.mean)[:, None, None]
+    torch.testing.assert_close(channels[1:], channels[:1].expand(2, -1, -1))  # three equal channels
 
 
 def test_supervised_tokens_are_exactly_the_answers(world, tok):

@@ -2,10 +2,12 @@
 
 import pytest, torch
 from lynx_lite.config import get_preset
+from lynx_lite.adapters import NEW_LLM_MODULES
 from lynx_lite.model import LynxModel, answer, configure_tokens
 from lynx_lite.text import encode_batch
 
 FUSIONS = ["tiny", "tiny-xattn", "tiny-lora"]
+PROMPTS = ["user: what colour is the big circle?\nbot:", "user: how many?\nbot:"]  # the `batch` fixture's, formatted
 # other LLM families under the same model (hidden 64 so the tiny resampler and gates fit)
 FAMILIES = {
     "qwen2": dict(
@@ -33,6 +35,30 @@ def build(preset="tiny", seed=0, llm="llama", **overrides):
         overrides = {"llm.model_type": FAMILIES[llm]["model_type"], "llm.config": FAMILIES[llm]["config"], **overrides}
     torch.manual_seed(seed)
     return LynxModel(get_preset(preset, **overrides))
+
+
+def wake(m, seed=0):
+    """The new LLM modules at random: xattn gates open, adapter Up and LoRA B non-zero (they start as the identity, so
+    that without this they change nothing and a test of them proves nothing)."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for n, p in m.llm.named_parameters():
+            if any(k in n for k in NEW_LLM_MODULES) and not p.any():
+                p.copy_(torch.full_like(p, 1.0) if n.endswith("_gate") else torch.randn(p.shape, generator=g) * 0.2)
+    return m
+
+
+@pytest.mark.parametrize("preset", FUSIONS)
+def test_wake_opens_the_new_modules(preset, batch, images):
+    "After `wake`, the new modules change the logits, and for xattn the image does."
+    m = build(preset).eval()
+    with torch.no_grad():
+        before = m(**batch, pixel_values=images).logits
+        wake(m)
+        after = m(**batch, pixel_values=images).logits
+        assert (after - before).abs().max() > 0.1
+        if m.config.fusion.mode == "xattn":
+            assert (after - m(**batch, pixel_values=images.flip(0)).logits).abs().max() > 0.1
 
 
 @pytest.mark.parametrize("preset", FUSIONS)
@@ -79,42 +105,72 @@ def test_label_mask(tok, batch, images):
         assert supervised[-1] == tok.eos_token_id
         n = len(supervised)  # the supervised ids are the last tokens of the row, unchanged
         assert torch.equal(supervised, ids[-n:])
-    # every prompt token (BOS .. "bot:") is masked
-    prompt_len = batch["attention_mask"].sum(1) - (batch["labels"] != -100).sum(1)
-    assert ((batch["labels"] != -100).sum(1) + prompt_len == batch["attention_mask"].sum(1)).all()
+    # what is masked is exactly the prompt (BOS .. "bot:"): the tokens before the answer decode to it
+    for ids, row, mask, prompt in zip(batch["input_ids"], batch["labels"], batch["attention_mask"], PROMPTS):
+        start, end = int(mask.argmax()), int((row != -100).int().argmax())
+        assert (row[:end] == -100).all() and (row[end:] != -100).all()
+        assert ids[start:end].tolist() == [tok.bos_token_id] + tok(prompt, add_special_tokens=False).input_ids
+
+
+def scored(m, tok, questions, pixels, **kw):
+    "(new tokens (B,T), scores (B,T,V)): greedy generation with the logits of every step, not only their argmax."
+    enc = encode_batch(tok, questions)
+    kw = dict(max_new_tokens=6, min_new_tokens=6, do_sample=False, pad_token_id=tok.pad_token_id, **kw)
+    out = m.generate(**enc, pixel_values=pixels, output_scores=True, return_dict_in_generate=True, **kw)
+    return out.sequences, torch.stack(out.scores, 1)
 
 
 @pytest.mark.parametrize("preset", FUSIONS)
 def test_batched_generate_equals_one_by_one(preset, tok):
-    m = build(preset).eval()
+    """Open gates, non-zero adapters / LoRA: a text-only row next to images and a video gets, step by step, the
+    logits it gets alone (the tiny LLM's greedy text alone hardly depends on its input); beams give the same answers."""
+    m = wake(build(preset)).eval()
     configure_tokens(m, tok)
     qs = ["what colour is the small star in the upper left corner?", "how many?", "describe the image", "is it red?"]
-    pix = [torch.randn(3, 32, 32), torch.randn(m.config.video.num_frames, 3, 32, 32), None, torch.randn(3, 32, 32)]
-    batched = answer(m, tok, qs, pix, max_new_tokens=6, do_sample=False)
-    single = [answer(m, tok, [q], [p], max_new_tokens=6, do_sample=False)[0] for q, p in zip(qs, pix)]
-    assert batched == single
-    assert any(batched)  # something was generated
+    g = torch.Generator().manual_seed(2)
+    pix = [torch.randn(3, 32, 32, generator=g), torch.randn(m.config.video.num_frames, 3, 32, 32, generator=g), None]
+    pix.append(torch.randn(3, 32, 32, generator=g))
+    ids, scores = scored(m, tok, qs, pix)
+    for i, (q, p) in enumerate(zip(qs, pix)):
+        one_ids, one_scores = scored(m, tok, [q], [p])
+        assert torch.equal(ids[i : i + 1], one_ids)
+        torch.testing.assert_close(scores[i : i + 1], one_scores, rtol=1e-4, atol=1e-4)
+    assert (scores[2] - scores[3]).nan_to_num().abs().max() > 0.1  # rows differ: a mix-up would show (-inf: EOS)
+    kw = dict(max_new_tokens=6, min_new_tokens=6, do_sample=False, num_beams=2)
+    assert answer(m, tok, qs, pix, **kw) == [answer(m, tok, [q], [p], **kw)[0] for q, p in zip(qs, pix)]
 
 
-@pytest.mark.parametrize("preset", ["tiny", "tiny-xattn"])
-def test_cache_does_not_change_generation(preset, tok, images):
-    m = build(preset).eval()
+@pytest.mark.parametrize("preset", FUSIONS)
+def test_cached_generation_equals_full_forward_passes(preset, tok, images):
+    """Generation reuses the LLM's key/value cache (from `inputs_embeds` transformers always does; `use_cache=False` is
+    ignored): each greedy step has the logits of a full forward pass over the prompt and the tokens so far."""
+    m = wake(build(preset)).eval()
     configure_tokens(m, tok)
-    enc = encode_batch(tok, ["what colour is it?", "how many shapes are there in the image?"])
-    kw = dict(max_new_tokens=8, do_sample=False, min_new_tokens=8)
-    cached = m.generate(**enc, pixel_values=images, use_cache=True, **kw)
-    uncached = m.generate(**enc, pixel_values=images, use_cache=False, **kw)
-    assert cached.shape == (2, 8) and torch.equal(cached, uncached)
-    beam_cached = m.generate(**enc, pixel_values=images, num_beams=3, use_cache=True, **kw)
-    beam_uncached = m.generate(**enc, pixel_values=images, num_beams=3, use_cache=False, **kw)
-    assert torch.equal(beam_cached, beam_uncached)
+    qs = ["what colour is it?", "how many shapes are there in the image?"]
+    ids, scores = scored(m, tok, qs, images)
+    enc = encode_batch(tok, qs)
+    x, mask = enc["input_ids"], enc["attention_mask"]
+    with torch.no_grad():
+        for t in range(ids.shape[1]):
+            logits = m(input_ids=x, attention_mask=mask, pixel_values=images).logits[:, -1].float()
+            logits[:, tok.eos_token_id] = -float("inf")  # min_new_tokens
+            torch.testing.assert_close(scores[:, t], logits, rtol=1e-4, atol=1e-4)
+            assert torch.equal(ids[:, t], logits.argmax(-1))
+            x, mask = torch.cat([x, ids[:, t : t + 1]], 1), torch.cat([mask, torch.ones_like(mask[:, :1])], 1)
 
 
-def test_text_only_generation(tok):
-    m = build().eval()
+@pytest.mark.parametrize("preset", FUSIONS)
+def test_text_only_generation(preset, tok):
+    "Without media the model generates what its LLM (new modules included) does from the prompt, alone or in a batch."
+    m = wake(build(preset)).eval()
     configure_tokens(m, tok)
-    out = answer(m, tok, ["tell me about circles"], None, max_new_tokens=4, do_sample=False)
-    assert out == answer(m, tok, ["tell me about circles"], [None], max_new_tokens=4, do_sample=False)
+    enc = encode_batch(tok, ["tell me about circles"])
+    kw = dict(max_new_tokens=4, min_new_tokens=4, do_sample=False, pad_token_id=tok.pad_token_id)
+    expected = m.llm.generate(**enc, **kw)[:, enc["input_ids"].shape[1] :]
+    for pixels in (None, [None]):
+        assert torch.equal(m.generate(**enc, pixel_values=pixels, **kw), expected)
+    two = encode_batch(tok, ["tell me about circles"] * 2)
+    assert torch.equal(m.generate(**two, pixel_values=[None, torch.randn(3, 32, 32)], **kw)[:1], expected)
 
 
 @pytest.mark.parametrize(
