@@ -22,6 +22,7 @@ if cfg.get('pip_requirements'): requirements += shlex.split(cfg.get('pip_require
 min_python = cfg['min_python']
 lic = licenses.get(cfg['license'].lower(), cfg['license'])
 dev_requirements = (cfg.get('dev_requirements') or '').split()
+lmms_requirements = (cfg.get('lmms_requirements') or '').split()
 
 setuptools.setup(
     name = cfg['lib_name'],
@@ -35,7 +36,7 @@ setuptools.setup(
     packages = setuptools.find_packages(include=['lynx_lite', 'lynx_lite.*']),
     include_package_data = True,
     install_requires = requirements,
-    extras_require={ 'dev': dev_requirements },
+    extras_require={ 'dev': dev_requirements, 'lmms': lmms_requirements },
     dependency_links = cfg.get('dep_links','').split(),
     python_requires  = '>=' + cfg['min_python'],
     long_description = open('README.md', encoding='utf-8').read(),
@@ -43,6 +44,7 @@ setuptools.setup(
     zip_safe = False,
     entry_points = {
         'console_scripts': cfg.get('console_scripts','').split(),
-        'nbdev': [f'{cfg.get("lib_path")}={cfg.get("lib_path")}._modidx:d']
+        'nbdev': [f'{cfg.get("lib_path")}={cfg.get("lib_path")}._modidx:d'],
+        'lmms_eval.models': ['lynx_lite = lynx_lite.lmms_eval_plugin:manifest'],  # `lmms-eval --model lynx_lite`
     },
     **setup_cfg)
