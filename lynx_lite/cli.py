@@ -327,26 +327,43 @@ def add_inference_options(s) -> None:
 
 
 def _cmd_eval(args) -> None:
-    from lynx_lite.evaluate import evaluate
+    from lynx_lite.evaluate import evaluate, find_bench_data, uses_judge
     from lynx_lite.judges import get_judge
+    from lynx_lite.metrics import MME_COGNITION, MME_PERCEPTION, mme_partial_error
 
     model, tok = _load(args)
     gen = _generation(args)
-    judge_kw = {}
-    if args.judge == "http":
-        judge_kw = {k: v for k, v in dict(base_url=args.judge_base_url, model=args.judge_model).items() if v}
+    paths = {b: find_bench_data(b, args.data) for b in args.bench}  # every bench's data found before any generation
+    if "mme" in paths and not args.partial:
+        present = {p.name.lower() for p in paths["mme"].iterdir() if p.is_dir()}
+        missing = [n for n in MME_PERCEPTION + MME_COGNITION if n.lower() not in present]
+        if missing:
+            raise mme_partial_error(dict(missing=missing), paths["mme"])
+    judge = None
+    if uses_judge(args.bench):  # built once, and only when a bench needs it (an hf: judge is a model to load)
+        judge_kw = {}
+        if args.judge == "http":
+            judge_kw = {k: v for k, v in dict(base_url=args.judge_base_url, model=args.judge_model).items() if v}
+        if args.review_prompt:
+            if args.judge == "rule":
+                raise ValueError("--review-prompt is a prompt for an LLM judge: add --judge http or --judge hf:<model>")
+            judge_kw["review_prompt"] = Path(args.review_prompt).read_text(encoding="utf-8")
+        judge = get_judge(args.judge, **judge_kw)
     for bench in args.bench:
         out = Path(args.out) / bench if len(args.bench) > 1 else Path(args.out)
         res = evaluate(
             model,
             tok,
             bench,
-            args.data,
+            paths[bench],
             out,
             batch_size=args.batch_size,
-            judge=get_judge(args.judge, **judge_kw),
+            judge=judge,
             limit=args.limit,
             model_name=str(args.checkpoint),
+            max_prompt_tokens=args.max_prompt_tokens,
+            circular=not args.no_circular,
+            media_root=args.media_root,
             **gen,
         )
         print(
@@ -358,54 +375,124 @@ def _cmd_eval(args) -> None:
 
 
 def _cmd_score(args) -> None:
-    from lynx_lite.metrics import score_mme
+    from lynx_lite.metrics import mme_partial_error, score_mme
 
     s = score_mme(args.results)
-    if args.json:
-        print(json.dumps(s, indent=2))
-        return
-    for name, v in s["subtasks"].items():
-        print(f"{name:<24}acc {v['acc']:.4f}  acc+ {v['acc_plus']:.4f}  score {v['score']:.2f}")
-    print(f"{'perception':<24}{s['perception']:.2f}\n{'cognition':<24}{s['cognition']:.2f}")
+    if s["missing"] and not args.partial:
+        raise mme_partial_error(s, args.results)
+    try:
+        if args.json:
+            print(json.dumps(s, indent=2))
+        else:
+            for name, v in s["subtasks"].items():
+                scores = f"acc {v['acc']:.4f}  acc+ {v['acc_plus']:.4f}  score {v['score']:.2f}"
+                print(f"{name:<24}{scores}  other {v['other']}")
+            mark = f" (partial: {', '.join(s['missing'])} missing)" if s["partial"] else ""
+            print(f"{'perception':<24}{s['perception']:.2f}{mark}\n{'cognition':<24}{s['cognition']:.2f}{mark}")
+        sys.stdout.flush()
+    except BrokenPipeError:  # the reader stopped reading (`| head`): stop quietly, as command-line tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def _cmd_report(args) -> None:
     from lynx_lite.evaluate import report
 
-    print(report(args.results, args.out, args.names.split(",") if args.names else None))
+    names = [n.strip() for n in args.names.split(",")] if args.names else None
+    print(report(args.results, args.out, names, allow_mismatch=args.allow_mismatch))
 
 
 def _add_eval_commands(sub) -> None:
-    s = sub.add_parser("eval", help="evaluate a saved model on benchmarks")
+    from lynx_lite.evaluate import BENCHES  # evaluate imports torch only when it runs a model
+
+    s = sub.add_parser("eval", help="evaluate a saved model on benchmarks, by their own protocols")
     s.add_argument(
         "--checkpoint",
         required=True,
         help="a folder (or hub id) written by save_pretrained, e.g. runs/tiny-stage2/model",
     )
-    s.add_argument("--bench", required=True, nargs="+", choices=("mme", "openvqa", "caption", "mcq", "videoqa"))
     s.add_argument(
-        "--data", required=True, help="the bench's file, or a folder holding it (as `lynx-lite shapes` writes)"
+        "--bench",
+        required=True,
+        nargs="+",
+        choices=tuple(BENCHES),
+        help="benchmarks to run: " + "; ".join(f"{k}: {b.about}" for k, b in BENCHES.items()),
+    )
+    s.add_argument(
+        "--data",
+        required=True,
+        help="the bench's file, or a folder holding it under its usual name (as `lynx-lite shapes` writes, or the "
+        "release's: Open_VQA_images.jsonl, MMBench_DEV_EN.tsv, SEED-Bench.json, coco_pope_*.json, ...)",
     )
     s.add_argument("--out", default="eval", help="output folder (one subfolder per bench when several)")
-    s.add_argument("--batch-size", type=int, default=16)
-    s.add_argument("--judge", default="rule", help="open-answer judge: rule | http | hf:<model>")
+    s.add_argument("--batch-size", type=int, default=16, help="questions generated at once (default 16)")
+    s.add_argument(
+        "--judge",
+        default="rule",
+        help="the judge, built only for the benches that use one (openvqa, videoqa, conversation: right or wrong; "
+        "llavabench: 1-10 reviews): rule (offline, deterministic; default) | http (an OpenAI-compatible endpoint) | "
+        "hf:<model id or folder> (a local causal LM)",
+    )
     s.add_argument(
         "--judge-base-url",
-        help="http judge: OpenAI-compatible base URL (default $LYNX_JUDGE_BASE_URL); key from $LYNX_JUDGE_API_KEY",
+        help="http judge: OpenAI-compatible base URL (default $LYNX_JUDGE_BASE_URL, else https://api.openai.com/v1); "
+        "key from $LYNX_JUDGE_API_KEY or $OPENAI_API_KEY",
     )
-    s.add_argument("--judge-model", help="http judge: model name (default $LYNX_JUDGE_MODEL)")
-    s.add_argument("--limit", type=int, help="only the first N items")
+    s.add_argument("--judge-model", help="http judge: model name (default $LYNX_JUDGE_MODEL, else gpt-4o-mini)")
+    s.add_argument(
+        "--review-prompt",
+        metavar="FILE",
+        help="http / hf judge, llavabench: a review prompt of your own (fields {context} {question} {reference} "
+        "{answer}), e.g. LLaVA's rule.json text to compare with published LLaVA-Bench figures",
+    )
+    s.add_argument(
+        "--limit",
+        type=int,
+        help="only the first N items: MME images per subtask, POPE questions per split, conversations, questions "
+        "(with all their rotations)",
+    )
+    s.add_argument(
+        "--max-prompt-tokens",
+        type=int,
+        help="longest prompt per question, BOS included (default: the bench's own, "
+        + ", ".join(f"{k} {b.max_prompt_tokens}" for k, b in BENCHES.items())
+        + "; at most what the model's max_length leaves for the answer); longer ones keep their end and are counted",
+    )
+    s.add_argument(
+        "--partial",
+        action="store_true",
+        help="mme: score a folder that lacks some of the 14 subtasks (totals marked partial) instead of stopping",
+    )
+    s.add_argument(
+        "--no-circular",
+        action="store_true",
+        help="mcq, mmbench, seedbench: ask each question once, options as published (default: CircularEval)",
+    )
+    s.add_argument(
+        "--media-root",
+        help="the folder image and video paths are relative to (default: the data file's folder), e.g. COCO's "
+        "val2014 for POPE's files",
+    )
     add_inference_options(s)
     s.set_defaults(func=_cmd_eval)
     s = sub.add_parser("score", help="score benchmark result files written by any model")
-    s.add_argument("bench", choices=("mme",))
+    s.add_argument("bench", choices=("mme",), help="the benchmark whose result files these are")
     s.add_argument("results", help="folder of <subtask>.txt files (image, question, truth, prediction per line)")
-    s.add_argument("--json", action="store_true")
+    s.add_argument("--json", action="store_true", help="print the scores as JSON")
+    s.add_argument(
+        "--partial",
+        action="store_true",
+        help="score a folder that lacks some of the 14 subtasks (totals marked partial)",
+    )
     s.set_defaults(func=_cmd_score)
     s = sub.add_parser("report", help="markdown tables and bar charts comparing results.json files")
-    s.add_argument("results", nargs="+")
-    s.add_argument("--out", default="report")
-    s.add_argument("--names", help="comma-separated run names")
+    s.add_argument("results", nargs="+", help="results.json files written by lynx-lite eval")
+    s.add_argument("--out", default="report", help="output folder for report.md and the charts (default report)")
+    s.add_argument("--names", help="comma-separated run names, one per results file, in order")
+    s.add_argument(
+        "--allow-mismatch",
+        action="store_true",
+        help="show runs of a bench side by side even when their n or judges differ (marked not comparable)",
+    )
     s.set_defaults(func=_cmd_report)
 
 # %% ../nbs/40_cli.ipynb #a4b5c6d7

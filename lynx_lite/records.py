@@ -4,7 +4,7 @@
 
 # %% ../nbs/12_records.ipynb #332b060d
 from __future__ import annotations
-import json, logging, random
+import base64, binascii, csv, json, logging, random, re, sys
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,8 +12,10 @@ from typing import Iterator
 from .prompts import phrase
 
 # %% auto #0
-__all__ = ['log', 'IMAGE_SUFFIXES', 'BadSample', 'SkipLog', 'handle', 'Record', 'read_jsonl', 'read_records_file', 'media_paths',
-           'load_pairs', 'load_conversations', 'load_text_instructions', 'load_openvqa', 'load_mcq', 'load_mme']
+__all__ = ['log', 'OPTION_LETTERS', 'MCQ_INSTRUCTION', 'IMAGE_SUFFIXES', 'BadSample', 'SkipLog', 'handle', 'Record', 'read_jsonl',
+           'read_records_file', 'media_paths', 'load_pairs', 'load_conversations', 'load_text_instructions',
+           'mcq_prompt', 'mcq_record', 'load_openvqa', 'load_mcq', 'load_mme', 'load_mmbench', 'load_seedbench',
+           'load_pope', 'load_llavabench', 'load_conversation_bench']
 
 # %% ../nbs/12_records.ipynb #4c629579
 log = logging.getLogger("lynx_lite.data")
@@ -226,8 +228,26 @@ def load_text_instructions(path: str | Path, strict: bool = True, skips: SkipLog
     return out
 
 # %% ../nbs/12_records.ipynb #1ef5e34b
+OPTION_LETTERS = "ABCDEFGHIJ"
+MCQ_INSTRUCTION = "Answer with the option's letter from the given choices directly."
+
+
+def mcq_prompt(question: str, options: list[str], hint: str | None = None) -> str:
+    "The hint, the question, one `A. option` line per option, and the instruction to answer with a letter."
+    lines = ([hint.strip()] if hint and hint.strip() else []) + [question.strip()]
+    lines += [f"{letter}. {str(o).strip()}" for letter, o in zip(OPTION_LETTERS, options)]
+    return "\n".join(lines + [MCQ_INSTRUCTION])
+
+
+def mcq_record(question: str, options: list[str], answer: str, source, line, hint=None, **media_and_meta) -> Record:
+    "A multiple-choice Record: the prompt with its options; meta = question, options, answer letter, hint, the rest."
+    media = {k: media_and_meta.pop(k) for k in ("image", "video") if media_and_meta.get(k)}
+    meta = dict(question=question, options=list(options), answer=answer, hint=hint, **media_and_meta)
+    return Record([(mcq_prompt(question, options, hint), None)], source=str(source), line=line, meta=meta, **media)
+
+
 def load_openvqa(path: str | Path, media_root: str | Path | None = None) -> list[Record]:
-    "Open-VQA JSONL (images or videos): one record per question, meta = index, answers (list), cls."
+    "Open-VQA JSONL (images or videos): one record per question, meta = index, answers (list), cls, task (if given)."
     path = Path(path)
     base = Path(media_root) if media_root else path.parent
     out = []
@@ -238,38 +258,46 @@ def load_openvqa(path: str | Path, media_root: str | Path | None = None) -> list
             raise BadSample(
                 "bad_record", path, n, "an Open-VQA record needs 'question', 'answer' (a list) and 'image' or 'video'"
             )
-        out.append(
-            Record(
-                [(obj["question"], None)],
-                source=str(path),
-                line=n,
-                **media,
-                meta=dict(index=obj.get("index", n), answers=[str(a) for a in answers], cls=obj.get("class", "all")),
-            )
-        )
+        meta = dict(index=obj.get("index", n), answers=[str(a) for a in answers], cls=obj.get("class", "all"))
+        out.append(Record([(obj["question"], None)], source=str(path), line=n, **media, meta=meta | _task(obj)))
     return out
 
 
+def _task(obj: dict) -> dict:
+    return {"task": obj["task"]} if obj.get("task") else {}
+
+
+def _letter(answer, options: list, path, n) -> str:
+    "The answer as an option letter: a letter, or the text of one option."
+    a = str(answer).strip()
+    if len(a) == 1 and a.upper() in OPTION_LETTERS[: len(options)]:
+        return a.upper()
+    if a in [str(o) for o in options]:
+        return OPTION_LETTERS[[str(o) for o in options].index(a)]
+    raise BadSample("bad_record", path, n, f"answer {answer!r} is neither an option letter nor an option's text")
+
+
 def load_mcq(path: str | Path, media_root: str | Path | None = None) -> list[Record]:
-    "Multiple-choice JSONL: meta = options, answer (letter)."
+    """Multiple-choice JSONL `{image|video, question, options (list, or {letter: text}), answer (letter), hint?}`:
+    the prompt shows the options; meta = question, options, answer, hint, index (and task if given)."""
     path = Path(path)
     base = Path(media_root) if media_root else path.parent
     out = []
     for n, obj in read_jsonl(path):
-        media = media_paths(obj, base)
-        if not all(k in obj for k in ("question", "options", "answer")) or not media:
+        media, options = media_paths(obj, base), obj.get("options")
+        if isinstance(options, dict):
+            options = [options[k] for k in OPTION_LETTERS if k in options]
+        if not isinstance(obj.get("question"), str) or not isinstance(options, list) or len(options) < 2 or not media:
             raise BadSample(
-                "bad_record", path, n, "a multiple-choice record needs image (or video), question, options and answer"
+                "bad_record",
+                path,
+                n,
+                "a multiple-choice record needs image (or video), question, options (a list of 2 or more) and answer",
             )
-        out.append(
-            Record(
-                [(obj["question"], None)],
-                source=str(path),
-                line=n,
-                **media,
-                meta=dict(options=obj["options"], answer=obj["answer"]),
-            )
-        )
+        letter = _letter(obj.get("answer", ""), options, path, n)
+        hint = obj.get("hint")
+        meta = dict(index=obj.get("index", n), **_task(obj))
+        out.append(mcq_record(obj["question"], options, letter, path, n, hint, **media, **meta))
     return out
 
 # %% ../nbs/12_records.ipynb #a4d48983
@@ -332,3 +360,201 @@ def load_mme(
                     )
                 )
     return out
+
+# %% ../nbs/12_records.ipynb #b3nch002
+def _image_file(data: bytes, stem: Path) -> Path:
+    "Write `data` once as `stem` + the suffix its bytes say (png, jpg, gif, webp, bmp; else .img)."
+    kinds = {b"\x89PNG": ".png", b"\xff\xd8": ".jpg", b"GIF8": ".gif", b"RIFF": ".webp", b"BM": ".bmp"}
+    suffix = next((v for k, v in kinds.items() if data.startswith(k)), ".img")
+    path = stem.with_suffix(suffix)
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".part")
+        tmp.write_bytes(data)
+        tmp.replace(path)
+    return path
+
+
+def _blank(v) -> bool:
+    return v is None or str(v).strip().lower() in ("", "nan", "none")
+
+
+def load_mmbench(path: str | Path, image_dir: str | Path | None = None) -> list[Record]:
+    """MMBench TSV (base64 images; VLMEvalKit's circular rows included): one record per row, images decoded once
+    into `image_dir` (default: `<tsv folder>/<tsv name>_images`); meta = question, options, answer, hint, index, group
+    (the question a rotation belongs to), category, l2_category, split."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such MMBench TSV file")
+    image_dir = Path(image_dir) if image_dir else path.parent / f"{path.stem}_images"
+    csv.field_size_limit(sys.maxsize)  # a base64 image is one long field
+    with open(path, encoding="utf-8", newline="") as f:
+        rows = list(csv.DictReader(f, delimiter="\t"))
+    if not rows:
+        raise BadSample("bad_record", path, None, "no rows: an MMBench TSV has a header line and one row per question")
+    need = {"index", "question", "A", "B", "image"} - set(rows[0])
+    if need:
+        raise BadSample(
+            "bad_record",
+            path,
+            1,
+            f"missing column(s) {sorted(need)}; MMBench's TSV has index, question, A..D, answer, image",
+        )
+    if "answer" not in rows[0]:
+        raise BadSample(
+            "bad_record", path, 1, "no answer column: a test split, scored by submitting to MMBench's server"
+        )
+    images = {r["index"]: r["image"] for r in rows}
+    out = []
+    for n, r in enumerate(rows, 2):  # line 1 is the header
+        options = [r[k] for k in OPTION_LETTERS if k in r and not _blank(r[k])]
+        if _blank(r["question"]) or len(options) < 2 or not str(r["index"]).strip().isdigit():
+            raise BadSample(
+                "bad_record", path, n, "a row needs an integer index, a question and options A, B (C, D ...)"
+            )
+        image = images.get(r["image"], "") if len(r["image"]) <= 64 else r["image"]  # a reference to another row
+        try:
+            data = base64.b64decode(image, validate=True)
+        except (binascii.Error, ValueError):
+            data = b""
+        if not data:
+            raise BadSample(
+                "bad_image", path, n, f"image is neither base64 nor the index of a row with one ({r['image'][:20]!r})"
+            )
+        index = int(r["index"])
+        out.append(
+            mcq_record(
+                r["question"],
+                options,
+                _letter(r["answer"], options, path, n),
+                path,
+                n,
+                None if _blank(r.get("hint")) else r["hint"],
+                image=_image_file(data, image_dir / str(index % 1_000_000)),
+                index=index,
+                group=index % 1_000_000,
+                category=r.get("category"),
+                l2_category=r.get("l2-category"),
+                split=r.get("split"),
+            )
+        )
+    return out
+
+
+def load_seedbench(
+    path: str | Path, image_root: str | Path | None = None, skips: SkipLog | None = None
+) -> list[Record]:
+    """SEED-Bench's JSON: its image questions as multiple-choice records (images in `image_root`, default
+    `<json folder>/SEED-Bench-image`); video questions are left and counted in `skips` (reason 'video_question')."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such SEED-Bench JSON file")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise BadSample("malformed_json", path, e.lineno, f"not valid JSON ({e.msg})") from e
+    if not isinstance(data, dict) or not isinstance(data.get("questions"), list):
+        raise BadSample("bad_record", path, None, 'SEED-Bench\'s JSON is {"questions": [...], "question_type": {...}}')
+    root = Path(image_root) if image_root else path.parent / "SEED-Bench-image"
+    names = {v: k for k, v in (data.get("question_type") or {}).items()}
+    skips = skips if skips is not None else SkipLog()
+    out = []
+    for i, q in enumerate(data["questions"]):
+        if q.get("data_type", "image") != "image":
+            skips(
+                BadSample("video_question", path, i, "a video question: its frames come from SEED-Bench's own scripts")
+            )
+            continue
+        options = [q.get(f"choice_{c}") for c in "abcd"]
+        if not isinstance(q.get("question"), str) or any(o is None for o in options) or not q.get("data_id"):
+            raise BadSample(
+                "bad_record", path, i, "a SEED-Bench question needs question, choice_a..choice_d, answer, data_id"
+            )
+        out.append(
+            mcq_record(
+                q["question"],
+                options,
+                _letter(q.get("answer", ""), options, path, i),
+                path,
+                i,
+                image=root / q["data_id"],
+                index=q.get("question_id", i),
+                category=names.get(q.get("question_type_id"), q.get("question_type_id")),
+            )
+        )
+    return out
+
+
+_SPLIT = re.compile(r"pope_([a-z]+)")
+
+
+def load_pope(path: str | Path, media_root: str | Path | None = None) -> list[Record]:
+    """POPE questions from one `*_pope_<split>.json` (JSONL) file or a folder of them; meta = label, split,
+    question_id. Images resolved against `media_root` (default: the file's folder)."""
+    path = Path(path)
+    files = sorted(p for p in path.glob("*pope_*.json*") if p.is_file()) if path.is_dir() else [path]
+    if not files:
+        raise FileNotFoundError(f"{path}: no POPE files (*_pope_random.json, *_pope_popular.json, ...)")
+    out = []
+    for f in files:
+        m = _SPLIT.search(f.stem)
+        base = Path(media_root) if media_root else f.parent
+        for n, obj in read_jsonl(f):
+            label = str(obj.get("label", "")).strip().lower()
+            if not isinstance(obj.get("text"), str) or not obj.get("image") or label not in ("yes", "no"):
+                raise BadSample("bad_record", f, n, 'a POPE line needs "text", "image" and "label" (yes or no)')
+            split = obj.get("category") or (m.group(1) if m else f.stem)
+            meta = dict(label=label, split=split, question_id=obj.get("question_id", n))
+            out.append(Record([(obj["text"], None)], source=str(f), line=n, meta=meta, **media_paths(obj, base)))
+    return out
+
+
+def load_llavabench(folder: str | Path) -> list[Record]:
+    """The LLaVA-Bench folder (questions.jsonl, context.jsonl, answers_gpt4.jsonl, images/): one record per question;
+    meta = question_id, category, reference (the reference answer), context (the image's description)."""
+    folder = Path(folder)
+    for name in ("questions.jsonl", "context.jsonl", "answers_gpt4.jsonl"):
+        if not (folder / name).is_file():
+            raise FileNotFoundError(
+                f"{folder / name}: missing; a LLaVA-Bench folder holds questions.jsonl, "
+                "context.jsonl, answers_gpt4.jsonl and images/"
+            )
+    context = {}
+    for n, obj in read_jsonl(folder / "context.jsonl"):
+        cap = obj.get("caption")
+        context[obj.get("image")] = "\n".join(cap) if isinstance(cap, list) else str(cap or "")
+    refs = {obj.get("question_id"): obj.get("text", "") for _, obj in read_jsonl(folder / "answers_gpt4.jsonl")}
+    out = []
+    for n, q in read_jsonl(folder / "questions.jsonl"):
+        qid, image = q.get("question_id"), q.get("image")
+        if not isinstance(q.get("text"), str) or image not in context or qid not in refs:
+            raise BadSample(
+                "bad_record",
+                folder / "questions.jsonl",
+                n,
+                "a question needs text, an image described in context.jsonl and an answer in answers_gpt4.jsonl",
+            )
+        meta = dict(question_id=qid, category=q.get("category", "conv"), reference=refs[qid], context=context[image])
+        out.append(
+            Record(
+                [(q["text"], None)],
+                image=folder / "images" / image,
+                source=str(folder / "questions.jsonl"),
+                line=n,
+                meta=meta,
+            )
+        )
+    return out
+
+
+def load_conversation_bench(path: str | Path, media_root: str | Path | None = None) -> list[Record]:
+    """LLaVA conversations for turn-by-turn evaluation: turns = (question, reference answer); meta = id, references
+    (the `gpt` turns), tasks (each `gpt` turn's `task`, or None)."""
+    path = Path(path)
+    recs = load_conversations(path, strict=True, media_root=media_root)
+    tasks = {}
+    for n, obj in read_records_file(path):
+        tasks[n] = [t.get("task") for t in obj["conversations"][1::2]]
+    for r in recs:
+        r.meta["tasks"], r.meta["references"] = tasks[r.line], [a for _, a in r.turns]
+    return recs

@@ -179,7 +179,7 @@ def test_debug_shows_the_traceback(run, how):
 
 
 def test_an_unexpected_error_keeps_its_traceback(monkeypatch):
-    def bug(checkpoint):
+    def bug(checkpoint, *options):
         raise KeyError("a bug")
 
     monkeypatch.setattr(cli, "load_for_inference", bug)

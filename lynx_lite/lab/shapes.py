@@ -4,7 +4,7 @@
 
 # %% ../../nbs/31_shapes.ipynb #f13c482d
 from __future__ import annotations
-import json, math, random, re, time
+import base64, json, math, random, re, time
 from dataclasses import dataclass
 from pathlib import Path
 import av
@@ -14,10 +14,11 @@ from ..prompts import phrase
 from .steps import cached_step
 
 # %% auto #0
-__all__ = ['COLORS', 'BACKGROUNDS', 'FORMS', 'SIZES', 'POSITIONS', 'NUMBERS', 'EVENTS', 'YES_NO', 'WORLD_VERSION', 'Shape',
-           'Scene', 'sample_scene', 'render', 'render_video', 'open_questions', 'yes_no_pairs', 'multiple_choice',
-           'caption_negative', 'cell_box', 'caption_regions', 'text_instruction', 'write_video', 'write_dataset',
-           'prepare_world']
+__all__ = ['COLORS', 'BACKGROUNDS', 'FORMS', 'SIZES', 'POSITIONS', 'NUMBERS', 'EVENTS', 'YES_NO', 'BENCH_IMAGES',
+           'LLAVABENCH_IMAGES', 'WORLD_VERSION', 'Shape', 'Scene', 'sample_scene', 'render', 'render_video',
+           'open_questions', 'yes_no_pairs', 'multiple_choice', 'caption_negative', 'cell_box', 'caption_regions',
+           'text_instruction', 'pope_questions', 'llavabench_items', 'conversation_turns', 'write_benchmarks',
+           'write_video', 'write_dataset', 'prepare_world']
 
 # %% ../../nbs/31_shapes.ipynb #aea3ad4b
 COLORS = {
@@ -213,7 +214,9 @@ def yes_no_pairs(scene: Scene, rng: random.Random) -> dict[str, list[tuple[str, 
 
 
 def multiple_choice(scene: Scene, rng: random.Random, mode: str = "diverse") -> dict:
-    "A 4-way question (colour, shape or position of one shape): question, options, answer letter, task."
+    """A 4-way question (colour, shape or position of one shape): task, question, options, answer letter, and
+    `prompt`, the question with its options in one of the diverse phrasings (for training data; evaluation shows
+    the options its own way, `12_records`)."""
     s = rng.choice(scene.shapes)
     task = rng.choice(["color", "shape", "position"])
     if task == "color":
@@ -231,7 +234,11 @@ def multiple_choice(scene: Scene, rng: random.Random, mode: str = "diverse") -> 
     letter = "ABCD"[options.index(right)]
     listing = "\n".join(f"{l}. {o}" for l, o in zip("ABCD", options))
     return dict(
-        task=task, question=phrase("mcq", rng, mode, question=q, options=listing), options=options, answer=letter
+        task=task,
+        question=q,
+        options=options,
+        answer=letter,
+        prompt=phrase("mcq", rng, mode, question=q, options=listing),
     )
 
 # %% ../../nbs/31_shapes.ipynb #3d91d0d1
@@ -339,6 +346,134 @@ def text_instruction(rng: random.Random) -> dict:
     asked = colour if rng.random() < 0.5 else rng.choice([c for c in _RAINBOW if c != colour])
     return dict(instruction=f"Is {thing} {asked}?{YES_NO}", output="yes" if asked == colour else "no")
 
+# %% ../../nbs/31_shapes.ipynb #b3nch102
+BENCH_IMAGES, LLAVABENCH_IMAGES = 200, 30
+
+
+def pope_questions(scenes: list[tuple[str, Scene]], rng: random.Random) -> dict[str, list[dict]]:
+    "POPE's three splits {random, popular, adversarial: [{question_id, image, text, label}]} of (path, scene) pairs."
+    forms = [[s.form for s in sc.shapes] for _, sc in scenes]
+    freq = {f: sum(f in fs for fs in forms) for f in FORMS}
+    co = {(a, b): sum(a in fs and b in fs for fs in forms) for a in FORMS for b in FORMS}
+    ask = lambda rel, form, label: dict(image=rel, text=f"Is there a {form} in the image?", label=label)
+    out = {"random": [], "popular": [], "adversarial": []}
+    for (rel, _), present in zip(scenes, forms):
+        absent = [f for f in FORMS if f not in present]
+        k = min(len(present), len(absent))
+        negatives = {
+            "random": rng.sample(absent, k),
+            "popular": sorted(absent, key=lambda f: (-freq[f], FORMS.index(f)))[:k],
+            "adversarial": sorted(absent, key=lambda f: (-sum(co[f, p] for p in present), FORMS.index(f)))[:k],
+        }
+        for split, neg in negatives.items():
+            out[split] += [ask(rel, f, "yes") for f in present] + [ask(rel, f, "no") for f in neg]
+    for rows in out.values():
+        for i, r in enumerate(rows):
+            r["question_id"] = i
+    return out
+
+
+def llavabench_items(scene: Scene, rng: random.Random) -> list[tuple[str, str, str]]:
+    "(category, question, reference answer) for LLaVA-Bench's three categories about `scene`."
+    s = rng.choice(scene.shapes)
+    n = len(scene.shapes)
+    left = f"{NUMBERS[n - 1]} shape{'s' if n != 2 else ''} would be left" if n > 1 else "no shape would be left"
+    detail = " ".join(f"There is {x.phrase()}." for x in scene.shapes)
+    return [
+        ("conv", f"What colour is the {s.form}?", f"The {s.form} is {s.color}."),
+        (
+            "detail",
+            "Describe the image in detail.",
+            f"The image shows {NUMBERS[n]} shape{'s' if n > 1 else ''} on a {scene.background} background. {detail}",
+        ),
+        (
+            "complex",
+            f"If the {s.form} were taken away, how many shapes would be left?",
+            f"There are {NUMBERS[n]} shape{'s' if n > 1 else ''} in the image, so {left} without the {s.form}.",
+        ),
+    ]
+
+
+def conversation_turns(scene: Scene, rng: random.Random) -> list[tuple[str, str, str]]:
+    "(task, question, answer) of a three-turn conversation about one shape, named in the first turn only."
+    s = rng.choice(scene.shapes)
+    return [
+        ("color", f"What colour is the {s.form}?", s.color),
+        ("position", "Where is it?", s.position),
+        ("size", "Is it large or small?", s.size),
+    ]
+
+
+def _tsv(value) -> str:
+    return str(value).replace("\t", " ").replace("\n", " ")
+
+
+def write_benchmarks(out: Path, scenes: list[tuple[str, Scene]], mcqs: list[dict], seed: int) -> dict:
+    """POPE, LLaVA-Bench, MMBench, SEED-Bench and conversation files for the first images of `scenes`
+    ((path, scene), paths relative to `out`) and `mcqs`; drawn from their own generator. Returns their counts."""
+    rng = random.Random(f"{seed}:benchmarks")
+    scenes, mcqs = scenes[:BENCH_IMAGES], mcqs[:BENCH_IMAGES]
+    lines = lambda rows: "".join(json.dumps(r) + "\n" for r in rows)
+    pope = pope_questions(scenes, rng)
+    for split, rows in pope.items():
+        (out / f"shapes_pope_{split}.json").write_text(lines(rows))
+
+    lb = out / "llava_bench"
+    (lb / "images").mkdir(parents=True, exist_ok=True)
+    questions, context, answers = [], [], []
+    for rel, sc in scenes[:LLAVABENCH_IMAGES]:
+        name = Path(rel).name
+        (lb / "images" / name).write_bytes((out / rel).read_bytes())
+        context.append(dict(id=Path(rel).stem, image=name, caption=sc.caption()))
+        for cat, q, a in llavabench_items(sc, rng):
+            qid = len(questions)
+            questions.append(dict(question_id=qid, image=name, text=q, category=cat))
+            answers.append(dict(question_id=qid, text=a, answer_id=f"shapes-{qid}", model_id="shapes-ground-truth"))
+    for name, rows in (("questions", questions), ("context", context), ("answers_gpt4", answers)):
+        (lb / f"{name}.jsonl").write_text(lines(rows))
+
+    head = ["index", "question", "hint", "A", "B", "C", "D", "answer", "category", "l2-category", "split", "image"]
+    tsv, seed_qs = ["\t".join(head)], []
+    (out / "seed_bench" / "SEED-Bench-image").mkdir(parents=True, exist_ok=True)
+    types = {t: i + 1 for i, t in enumerate(("color", "shape", "position"))}
+    for i, m in enumerate(mcqs):
+        data = (out / m["image"]).read_bytes()
+        row = [i, m["question"], "nan", *m["options"], m["answer"], m["task"], "attribute", "dev"]
+        tsv.append("\t".join(_tsv(v) for v in row) + "\t" + base64.b64encode(data).decode())
+        name = Path(m["image"]).name
+        (out / "seed_bench" / "SEED-Bench-image" / name).write_bytes(data)
+        choices = {f"choice_{c}": o for c, o in zip("abcd", m["options"])}
+        seed_qs.append(
+            dict(
+                answer=m["answer"],
+                **choices,
+                data_id=name,
+                data_type="image",
+                question=m["question"],
+                question_id=str(i),
+                question_type_id=types[m["task"]],
+            )
+        )
+    (out / "mmbench.tsv").write_text("\n".join(tsv) + "\n")
+    (out / "seed_bench" / "SEED-Bench.json").write_text(json.dumps(dict(questions=seed_qs, question_type=types)))
+
+    convs = []
+    for rel, sc in scenes:
+        conv = []
+        for j, (task, q, a) in enumerate(conversation_turns(sc, rng)):
+            conv += [
+                {"from": "human", "value": ("<image>\n" if j == 0 else "") + q},
+                {"from": "gpt", "value": a, "task": task},
+            ]
+        convs.append({"id": Path(rel).stem, "image": rel, "conversations": conv})
+    (out / "conversation.json").write_text(json.dumps(convs))
+    return dict(
+        pope={k: len(v) for k, v in pope.items()},
+        llavabench=len(questions),
+        mmbench=len(mcqs),
+        conversation_bench=len(convs),
+    )
+
 # %% ../../nbs/31_shapes.ipynb #85c913c9
 _OPENVQA_CLASS = {
     "color": "Color",
@@ -385,7 +520,7 @@ def write_dataset(
         "mme/color/questions_answers_YN",
     ):
         (out / d).mkdir(parents=True, exist_ok=True)
-    captions, convs, mcqs, ovqa_i, ovqa_v = [], [], [], [], []
+    captions, convs, mcqs, ovqa_i, ovqa_v, image_scenes = [], [], [], [], [], []
     for i in tqdm(range(n_images + n_videos), desc="shapes world", disable=not progress):
         is_video = i >= n_images
         scene = sample_scene(rng, video=is_video)
@@ -428,6 +563,7 @@ def write_dataset(
         if is_video:
             continue
         mcqs.append({"image": rel, **multiple_choice(scene, rng, prompts)})
+        image_scenes.append((rel, scene))
         for sub, pairs in yes_no_pairs(scene, rng).items():
             lines = "".join(f"{q}\t{a}\n" for q, a in pairs)
             if sub == "color":
@@ -447,6 +583,7 @@ def write_dataset(
     jsonl("openvqa_images.jsonl", ovqa_i)
     jsonl("openvqa_videos.jsonl", ovqa_v)
     (out / "instructions.json").write_text(json.dumps(convs))
+    bench = write_benchmarks(out, image_scenes, mcqs, seed)
     summary = dict(
         images=n_images,
         videos=n_videos,
@@ -455,6 +592,7 @@ def write_dataset(
         mcq=len(mcqs),
         openvqa_images=len(ovqa_i),
         openvqa_videos=len(ovqa_v),
+        **bench,
         seconds=round(time.time() - t0, 2),
         seed=seed,
     )
@@ -462,7 +600,7 @@ def write_dataset(
     return summary
 
 # %% ../../nbs/31_shapes.ipynb #6b7c8d9e
-WORLD_VERSION = 1  # raised whenever write_dataset's output changes
+WORLD_VERSION = 2  # raised whenever write_dataset's output changes: 2 added the benchmark files, mcq's bare question
 
 
 def prepare_world(
