@@ -838,3 +838,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"lynx-lite {args.command}: error: {line}", file=sys.stderr)
         return 2
     return 0
+
+
+if __name__ == "__main__" and "ipykernel" not in sys.modules:  # python -m lynx_lite.cli (not this notebook)
+    sys.exit(main())

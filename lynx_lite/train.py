@@ -15,7 +15,7 @@ from safetensors.torch import load_file
 from tqdm.auto import tqdm
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 from .checkpoint import latest_checkpoint, load_checkpoint, rng_state, save_checkpoint
-from .config import LynxConfig, apply_overrides, from_registry, get_preset
+from .config import NF4, LynxConfig, apply_overrides, from_registry, get_preset
 from .dataset import Collator, LynxDataset
 from .freeze import freeze_for_stage, part_of
 from .mixture import MixtureSampler, mixture
@@ -403,13 +403,6 @@ _REAL_7B = {
     "vision.feature_layer": -2,
     "vision.model_type": "clip_vision_model",
 }
-_QLORA = dict(
-    load_in_4bit=True,
-    bnb_4bit_quant_type="nf4",
-    bnb_4bit_use_double_quant=True,
-    bnb_4bit_compute_dtype="bfloat16",
-    llm_int8_skip_modules=["lm_head"],
-)
 
 RECIPES: dict[str, TrainConfig] = {
     "tiny-cpu-stage1": TrainConfig(
@@ -444,7 +437,7 @@ RECIPES: dict[str, TrainConfig] = {
         stage=2,
         data_dir="data",
         out_dir="runs/qlora-1gpu",
-        quantization=_QLORA,
+        quantization=dict(NF4),
         model_overrides={
             **_REAL_7B,
             "adapters.method": "lora",
