@@ -380,18 +380,14 @@ def _cmd_score(args) -> None:
     s = score_mme(args.results)
     if s["missing"] and not args.partial:
         raise mme_partial_error(s, args.results)
-    try:
-        if args.json:
-            print(json.dumps(s, indent=2))
-        else:
-            for name, v in s["subtasks"].items():
-                scores = f"acc {v['acc']:.4f}  acc+ {v['acc_plus']:.4f}  score {v['score']:.2f}"
-                print(f"{name:<24}{scores}  other {v['other']}")
-            mark = f" (partial: {', '.join(s['missing'])} missing)" if s["partial"] else ""
-            print(f"{'perception':<24}{s['perception']:.2f}{mark}\n{'cognition':<24}{s['cognition']:.2f}{mark}")
-        sys.stdout.flush()
-    except BrokenPipeError:  # the reader stopped reading (`| head`): stop quietly, as command-line tools do
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    if args.json:
+        print(json.dumps(s, indent=2))
+        return
+    for name, v in s["subtasks"].items():
+        scores = f"acc {v['acc']:.4f}  acc+ {v['acc_plus']:.4f}  score {v['score']:.2f}"
+        print(f"{name:<24}{scores}  other {v['other']}")
+    mark = f" (partial: {', '.join(s['missing'])} missing)" if s["partial"] else ""
+    print(f"{'perception':<24}{s['perception']:.2f}{mark}\n{'cognition':<24}{s['cognition']:.2f}{mark}")
 
 
 def _cmd_report(args) -> None:
@@ -829,6 +825,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
+        sys.stdout.flush()
+    except BrokenPipeError:  # the reader stopped reading (`| head`): stop quietly, as command-line tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     except Exception as e:
         line = explain(e)
         if line is None:
