@@ -1,15 +1,13 @@
 "The ablation runner from the command line, shortened (`--smoke`): two studies, two seeds, shared baseline, reuse."
 
-import json, shutil, subprocess
-import pytest
+import json, subprocess, sys
 
-EXE = shutil.which("lynx-lite")
-pytestmark = pytest.mark.skipif(EXE is None, reason="lynx-lite is not installed")
+CLI = [sys.executable, "-m", "lynx_lite.cli"]  # the command line, through the running interpreter (never skipped)
 
 
 def test_ablate_smoke_two_studies_two_seeds(tmp_path):
     cmd = [
-        EXE,
+        *CLI,
         "ablate",
         "--smoke",
         "--studies",
@@ -48,7 +46,7 @@ def test_ablate_smoke_two_studies_two_seeds(tmp_path):
 
 def test_ablate_rejects_an_unknown_study(tmp_path):
     r = subprocess.run(
-        [EXE, "ablate", "--smoke", "--studies", "colour", "--out", str(tmp_path)],
+        [*CLI, "ablate", "--smoke", "--studies", "colour", "--out", str(tmp_path)],
         capture_output=True,
         text=True,
         timeout=300,
