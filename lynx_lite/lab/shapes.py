@@ -486,11 +486,13 @@ _OPENVQA_CLASS = {
 
 
 def write_video(frames: list[Image.Image], path: Path, fps: int = 8) -> None:
-    "Encode RGB frames as an H.264 mp4 (PyAV)."
+    """Encode RGB frames as a lossless H.264 mp4 (PyAV): decoding gives the same frames on every run. (x264's lossy
+    mode gave 2-5 of 60 such clips other bytes, and other decoded frames, from one encoding of the same frames to the
+    next, which made training on the world irreproducible.)"""
     with av.open(str(path), "w") as out:
         stream = out.add_stream("libx264" if "libx264" in av.codecs_available else "mpeg4", rate=fps)
         stream.width, stream.height, stream.pix_fmt = frames[0].width, frames[0].height, "yuv420p"
-        stream.options = {"crf": "18"} if stream.codec_context.name == "libx264" else {}
+        stream.options = {"qp": "0"} if stream.codec_context.name == "libx264" else {}  # lossless
         for f in frames:
             for packet in stream.encode(av.VideoFrame.from_image(f)):
                 out.mux(packet)
@@ -600,7 +602,7 @@ def write_dataset(
     return summary
 
 # %% ../../nbs/31_shapes.ipynb #6b7c8d9e
-WORLD_VERSION = 2  # raised whenever write_dataset's output changes: 2 added the benchmark files, mcq's bare question
+WORLD_VERSION = 3  # raised whenever write_dataset's output changes: 2 benchmark files, bare mcq question; 3 lossless videos
 
 
 def prepare_world(
