@@ -8,7 +8,7 @@ import copy, hashlib, json, math, os, time
 from dataclasses import dataclass, field, asdict, fields
 from pathlib import Path
 from typing import Callable, Sequence
-import torch, yaml
+import torch, transformers, yaml
 from accelerate import Accelerator
 from accelerate.utils import DistributedDataParallelKwargs, GradientAccumulationPlugin, gather_object, set_seed
 from safetensors.torch import load_file
@@ -385,6 +385,8 @@ def train(
         distributed=str(acc.distributed_type.value),
         out_dir=str(out),
         feature_cache=None if cache is None else dict(images=len(cache), hits=cache.hits, misses=cache.misses),
+        threads=torch.get_num_threads(),  # what a bit-identical rerun must match (see Reproducibility)
+        versions=dict(torch=torch.__version__, transformers=transformers.__version__),
     )
     if acc.is_main_process:
         (out / "summary.json").write_text(json.dumps(summary, indent=2))
