@@ -602,7 +602,7 @@ def write_dataset(
     return summary
 
 # %% ../../nbs/31_shapes.ipynb #6b7c8d9e
-WORLD_VERSION = 3  # raised whenever write_dataset's output changes: 2 benchmark files, bare mcq question; 3 lossless videos
+WORLD_VERSION = 3  # raised when write_dataset's output changes: 2 benchmark files, bare mcq question; 3 lossless mp4
 
 
 def prepare_world(
