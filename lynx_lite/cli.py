@@ -839,5 +839,5 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-if __name__ == "__main__" and "ipykernel" not in sys.modules:  # python -m lynx_lite.cli (not this notebook)
+if __name__ == "__main__" and "IPython" not in sys.modules:  # python -m lynx_lite.cli, not a notebook run
     sys.exit(main())
