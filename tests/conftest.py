@@ -6,6 +6,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a hub lookup fails at once inste
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+import json, threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest, torch
 from lynx_lite.text import tiny_tokenizer, encode_batch
 
@@ -24,3 +26,33 @@ def batch(tok):
 @pytest.fixture
 def images():
     return torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+
+
+@pytest.fixture
+def chat_endpoint():
+    """Start local OpenAI-compatible chat-completions endpoints: `chat_endpoint(reply)` -> (base URL, the request
+    bodies received); `reply(body)` is the answer's text. Stopped after the test."""
+    servers = []
+
+    def start(reply):
+        seen = []
+
+        class Fake(BaseHTTPRequestHandler):
+            def do_POST(self):
+                seen.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+                out = json.dumps({"choices": [{"message": {"content": reply(seen[-1])}}]}).encode()
+                self.send_response(200)
+                self.end_headers()
+                self.wfile.write(out)
+
+            def log_message(self, *a):
+                pass
+
+        server = ThreadingHTTPServer(("127.0.0.1", 0), Fake)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return f"http://127.0.0.1:{server.server_port}/v1", seen
+
+    yield start
+    for server in servers:
+        server.shutdown()

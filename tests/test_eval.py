@@ -449,47 +449,15 @@ def test_every_eval_score_report_option_has_help():
     assert "https://api.openai.com/v1" in url
 
 
-def test_eval_command_judges_open_answers_over_http(tiny, world, tmp_path, monkeypatch):
+def test_eval_command_judges_open_answers_over_http(tiny, world, tmp_path, monkeypatch, chat_endpoint):
     "`lynx-lite eval --judge http`: every open answer goes to the endpoint, whose verdicts are the scores."
-    import threading
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
     from lynx_lite.cli import main
 
-    asked = []
-
-    class Fake(BaseHTTPRequestHandler):
-        def do_POST(self):
-            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-            asked.append(body)
-            verdict = "yes" if len(asked) % 2 else "no"  # half right, whatever the model said
-            out = json.dumps({"choices": [{"message": {"content": verdict}}]}).encode()
-            self.send_response(200)
-            self.end_headers()
-            self.wfile.write(out)
-
-        def log_message(self, *a):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Fake)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url, asked = chat_endpoint(lambda body: "yes" if len(asked) % 2 else "no")  # half right, whatever the model said
     monkeypatch.setenv("LYNX_JUDGE_API_KEY", "k")
     monkeypatch.setenv("HOME", str(tmp_path))  # the judge's reply cache (~/.cache/lynx_lite) starts empty
-    try:
-        url = f"http://127.0.0.1:{server.server_port}/v1"
-        args = [
-            "eval",
-            "--checkpoint",
-            str(tiny[2]),
-            "--bench",
-            "openvqa",
-            "--data",
-            str(world),
-            "--out",
-            str(tmp_path),
-        ]
-        code = main([*args, "--judge", "http", "--judge-base-url", url, "--judge-model", "fake-judge", "--limit", "4"])
-    finally:
-        server.shutdown()
+    args = ["eval", "--checkpoint", str(tiny[2]), "--bench", "openvqa", "--data", str(world), "--out", str(tmp_path)]
+    code = main([*args, "--judge", "http", "--judge-base-url", url, "--judge-model", "fake-judge", "--limit", "4"])
     res = json.loads((tmp_path / "results.json").read_text())
     assert code == 0 and len(asked) == res["n"] == 4
     assert {a["model"] for a in asked} == {"fake-judge"}

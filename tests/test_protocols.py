@@ -2,8 +2,7 @@
 multi-turn conversation; each metric on a fixture computed by hand, each protocol run with a stub model whose scores
 are known in advance, each reader on the benchmark's own format, each writer in the shapes world."""
 
-import base64, io, json, threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+import base64, io, json
 import pytest, torch
 from PIL import Image
 from lynx_lite.evaluate import BENCHES, evaluate
@@ -110,31 +109,14 @@ def test_llavabench_reference_answers_score_100(world, tmp_path):
     assert reviews[0]["tuple"] == [10.0, 10.0] and res["judge"]["kind"] == "rule"  # LLaVA's review file layout
 
 
-def test_llavabench_http_judge(tmp_path):
-    seen = []
-
-    class Fake(BaseHTTPRequestHandler):
-        def do_POST(self):
-            seen.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-            out = json.dumps({"choices": [{"message": {"content": "9 4\nAssistant 2 misses the colour."}}]}).encode()
-            self.send_response(200)
-            self.end_headers()
-            self.wfile.write(out)
-
-        def log_message(self, *a):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Fake)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        judge = HTTPJudge(f"http://127.0.0.1:{server.server_port}/v1", model="fake", cache=None)
-        r = judge.review("What is it?", "a red circle", "A red circle.", "A circle.")
-        assert (r.reference, r.answer) == (9.0, 4.0)
-        content = seen[0]["messages"][1]["content"]
-        assert "[Context]\na red circle" in content and "[Assistant 2]\nA circle." in content
-        assert seen[0]["messages"][0]["role"] == "system" and judge.describe()["kind"] == "http"
-    finally:
-        server.shutdown()
+def test_llavabench_http_judge(chat_endpoint):
+    url, seen = chat_endpoint(lambda body: "9 4\nAssistant 2 misses the colour.")
+    judge = HTTPJudge(url, model="fake", cache=None)
+    r = judge.review("What is it?", "a red circle", "A red circle.", "A circle.")
+    assert (r.reference, r.answer) == (9.0, 4.0)
+    content = seen[0]["messages"][1]["content"]
+    assert "[Context]\na red circle" in content and "[Assistant 2]\nA circle." in content
+    assert seen[0]["messages"][0]["role"] == "system" and judge.describe()["kind"] == "http"
 
 
 def test_llavabench_hf_judge(tok):
