@@ -67,3 +67,21 @@ def save(name: str, result: dict) -> Path:
     path.write_text(json.dumps(dict(machine=machine(), **result), indent=2))
     print(f"wrote {path}")
     return path
+
+
+def set_llava_trainable(llava, llm: bool) -> None:
+    "LLaVA's recipes: the projector trains, and with `llm=True` (LLaVA-1.5's stage 2) the whole LLM too."
+    for n, p in llava.named_parameters():
+        p.requires_grad = "multi_modal_projector" in n or (llm and "language_model" in n and "vision" not in n)
+
+
+def train_step(model, loss_fn):
+    "A function running one AdamW step of `model`'s trainable weights on `loss_fn()`."
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-5)
+
+    def run():
+        loss_fn().backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+
+    return run

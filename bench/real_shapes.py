@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import device, save, timed
+from common import device, save, set_llava_trainable, timed, train_step
 
 # the released models' sizes
 EVA_G = dict(hidden=1408, layers=39, mlp=6144, heads=16, image=420, patch=14)
@@ -82,11 +82,6 @@ def build(a):
     return lynx.to(device()), llava.to(device()), n_llava, (eva, clip, llm)
 
 
-def set_trainable(llava, llm: bool):
-    for n, p in llava.named_parameters():
-        p.requires_grad = "multi_modal_projector" in n or (llm and "language_model" in n and "vision" not in n)
-
-
 def main():
     ap = argparse.ArgumentParser()
     for k, v in dict(batch=8, text=48, steps=3, new_tokens=16, width_div=8, depth_div=4).items():
@@ -113,28 +108,18 @@ def main():
     llava_labels = torch.where(llava_mask.bool(), llava_ids, torch.full_like(llava_ids, -100))
     llava_labels[:, : n_llava + L // 2] = -100
 
-    def stepper(model, loss_fn):
-        opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-5)
-
-        def run():
-            loss_fn().backward()
-            opt.step()
-            opt.zero_grad(set_to_none=True)
-
-        return run
-
     lynx.train(), llava.train()
     train = {}
     train["lynx (stage 2)"] = timed(
-        stepper(lynx, lambda: lynx(text, mask, pix_lynx, labels, loss_only=True).loss), repeat=a.steps
+        train_step(lynx, lambda: lynx(text, mask, pix_lynx, labels, loss_only=True).loss), repeat=a.steps
     )
     llava_loss = lambda: (
         llava(input_ids=llava_ids, attention_mask=llava_mask, pixel_values=pix_llava, labels=llava_labels).loss
     )
-    set_trainable(llava, llm=True)
-    train["llava-1.5 (stage 2)"] = timed(stepper(llava, llava_loss), repeat=a.steps)
-    set_trainable(llava, llm=False)
-    train["llava (stage 1: projector)"] = timed(stepper(llava, llava_loss), repeat=a.steps)
+    set_llava_trainable(llava, llm=True)
+    train["llava-1.5 (stage 2)"] = timed(train_step(llava, llava_loss), repeat=a.steps)
+    set_llava_trainable(llava, llm=False)
+    train["llava (stage 1: projector)"] = timed(train_step(llava, llava_loss), repeat=a.steps)
 
     lynx.eval(), llava.eval()
     gk = dict(do_sample=False, eos_token_id=None, pad_token_id=0)

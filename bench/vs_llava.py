@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import device, save, timed
+from common import device, save, set_llava_trainable, timed, train_step
 
 
 def build(a):
@@ -72,11 +72,6 @@ def build(a):
     return lynx.to(device()), llava.to(device()), n_vis
 
 
-def set_trainable(llava, llm: bool):
-    for n, p in llava.named_parameters():
-        p.requires_grad = "multi_modal_projector" in n or (llm and "language_model" in n and "vision" not in n)
-
-
 def main():
     ap = argparse.ArgumentParser()
     for k, v in dict(
@@ -106,20 +101,9 @@ def main():
     llava_ids = torch.cat([torch.full((B, n_vis), a.vocab - 1, device=dev), text], 1)
     llava_labels = torch.cat([torch.full((B, n_vis), -100, device=dev), labels], 1)
 
-    def step(model, fn):
-        opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-5)
-
-        def run():
-            loss = fn()
-            loss.backward()
-            opt.step()
-            opt.zero_grad(set_to_none=True)
-
-        return run
-
     lynx.train()
     llava.train()
-    lynx_step = step(
+    lynx_step = train_step(
         lynx, lambda: lynx(input_ids=text, pixel_values=pix, labels=labels, loss_only=True).loss
     )  # as `train` calls it
     llava_step = lambda: llava(input_ids=llava_ids, pixel_values=pix, labels=llava_labels).loss
@@ -129,10 +113,10 @@ def main():
     lynx_step()  # fill the cache (the first epoch)
     res["lynx + cache"] = timed(lynx_step, repeat=a.steps)
     lynx.vision.cache = None
-    set_trainable(llava, llm=True)
-    res["llava-1.5 (LLM trained)"] = timed(step(llava, llava_step), repeat=a.steps)
-    set_trainable(llava, llm=False)
-    res["llava (LLM frozen)"] = timed(step(llava, llava_step), repeat=a.steps)
+    set_llava_trainable(llava, llm=True)
+    res["llava-1.5 (LLM trained)"] = timed(train_step(llava, llava_step), repeat=a.steps)
+    set_llava_trainable(llava, llm=False)
+    res["llava (LLM frozen)"] = timed(train_step(llava, llava_step), repeat=a.steps)
     trainable = {"lynx": sum(p.numel() for p in lynx.parameters() if p.requires_grad)}
     print(
         f"{dev}: batch {B}, {n_vis} visual tokens + {L} text tokens; "
