@@ -19,8 +19,8 @@ from .text import encode_batch
 from .serialization import PretrainedMixin
 
 # %% auto #0
-__all__ = ['Pixels', 'add_mean_rows', 'build_llm', 'add_pad_token', 'prepend_prefix', 'position_ids', 'plain_head',
-           'supervised_loss', 'LynxModel', 'configure_tokens', 'answer']
+__all__ = ['Pixels', 'add_mean_rows', 'build_llm', 'prepend_prefix', 'position_ids', 'plain_head', 'supervised_loss', 'LynxModel',
+           'configure_tokens', 'answer']
 
 # %% ../nbs/06_model.ipynb #06c6bc7c
 Pixels = Union[torch.Tensor, Sequence[Union[torch.Tensor, None]], None]
@@ -54,12 +54,6 @@ def build_llm(llm_cfg: LLMConfig, pretrained: bool = True, **from_pretrained_kwa
         return llm
     return AutoModelForCausalLM.from_config(AutoConfig.for_model(llm_cfg.model_type, **llm_cfg.config), dtype=dtype)
 
-
-def add_pad_token(tokenizer: PreTrainedTokenizerBase, llm_cfg: LLMConfig) -> PreTrainedTokenizerBase:
-    "Add `llm_cfg.pad_token` to a pretrained LLM's tokenizer as its pad token (nothing when it has it already)."
-    if llm_cfg.pad_token and tokenizer.pad_token != llm_cfg.pad_token:
-        tokenizer.add_special_tokens({"pad_token": llm_cfg.pad_token})
-    return tokenizer
 
 # %% ../nbs/06_model.ipynb #8c1d3e55
 def prepend_prefix(

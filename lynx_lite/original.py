@@ -11,8 +11,8 @@ from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 from transformers.utils import logging as hf_logging
 from .config import LynxConfig, get_preset
 from .freeze import part_of
-from .model import LynxModel, add_pad_token
-from .serialization import write_folder
+from .model import LynxModel
+from .serialization import add_pad_token, write_folder
 from .text import TINY_WORDS, tiny_tokenizer
 
 # %% auto #0

@@ -9,15 +9,15 @@ from pathlib import Path
 import torch, torch.nn as nn
 from huggingface_hub import snapshot_download, split_torch_state_dict_into_shards
 from safetensors.torch import load_file, save_file
-from transformers import AutoTokenizer
+from transformers import AutoTokenizer, PreTrainedTokenizerBase
 from . import __version__
-from .config import LynxConfig
+from .config import LLMConfig, LynxConfig
 from .freeze import part_of
 
 # %% auto #0
 __all__ = ['CONFIG_NAME', 'WEIGHTS_NAME', 'INDEX_NAME', 'FORMAT', 'FORMAT_VERSION', 'BASE_PARTS', 'referenced_bases',
            'trainable_state_dict', 'weight_files', 'read_config', 'write_folder', 'load_weights', 'cast_new_weights',
-           'PretrainedMixin', 'load_tokenizer']
+           'PretrainedMixin', 'add_pad_token', 'load_tokenizer']
 
 # %% ../nbs/08_serialization.ipynb #22b0f4a7
 CONFIG_NAME, WEIGHTS_NAME, INDEX_NAME = "config.json", "model.safetensors", "model.safetensors.index.json"
@@ -191,6 +191,13 @@ class PretrainedMixin:
         return cast_new_weights(model, dtype) if dtype else model
 
 
+def add_pad_token(tokenizer: PreTrainedTokenizerBase, llm_cfg: LLMConfig) -> PreTrainedTokenizerBase:
+    "Add `llm_cfg.pad_token` to a pretrained LLM's tokenizer as its pad token (nothing when it has it already)."
+    if llm_cfg.pad_token and tokenizer.pad_token != llm_cfg.pad_token:
+        tokenizer.add_special_tokens({"pad_token": llm_cfg.pad_token})
+    return tokenizer
+
+
 def load_tokenizer(path_or_id: str | os.PathLike):
     "The tokenizer saved beside a model (or the LLM's, for a trainable-only save without one)."
     path = _resolve(path_or_id)
@@ -198,8 +205,5 @@ def load_tokenizer(path_or_id: str | os.PathLike):
         return AutoTokenizer.from_pretrained(path)
     cfg, _ = read_config(path)
     if cfg.llm.name_or_path:
-        tok = AutoTokenizer.from_pretrained(cfg.llm.name_or_path)
-        if cfg.llm.pad_token and tok.pad_token != cfg.llm.pad_token:
-            tok.add_special_tokens({"pad_token": cfg.llm.pad_token})  # as the model's LLM got its row
-        return tok
+        return add_pad_token(AutoTokenizer.from_pretrained(cfg.llm.name_or_path), cfg.llm)  # as the LLM got its row
     raise FileNotFoundError(f"no tokenizer in {path}: pass tokenizer= to save_pretrained")

@@ -22,7 +22,7 @@ from .mixture import MixtureSampler, mixture
 from .model import LynxModel, configure_tokens
 from .qlora import prepare_qlora, quantization_config
 from .records import SkipLog, load_conversations, load_pairs, load_text_instructions
-from .serialization import load_tokenizer
+from .serialization import add_pad_token, load_tokenizer
 from .text import tiny_tokenizer
 from .vision import FeatureCache
 
@@ -138,6 +138,8 @@ def build_model(cfg: TrainConfig, device_map=None) -> tuple[LynxModel, PreTraine
         model = LynxModel(model_cfg, **llm_kwargs)
         name = cfg.tokenizer or model_cfg.llm.name_or_path
         tok = AutoTokenizer.from_pretrained(name) if name else tiny_tokenizer()
+        if model_cfg.llm.name_or_path:
+            add_pad_token(tok, model_cfg.llm)  # the token of the pad row `build_llm` added (Lynx: [PAD])
     if cfg.quantization:
         prepare_qlora(model)
     if tok.pad_token is None:

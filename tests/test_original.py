@@ -1,7 +1,7 @@
 """The original release's files: converted (tiny files made here in the three original formats), loaded, served; and
 every key of the full-size original model mapped onto `lynx-7b` on the meta device."""
 
-import csv, json, os, subprocess, sys
+import argparse, csv, json, os, subprocess, sys
 from pathlib import Path
 import pytest, torch
 import torch.nn.functional as F
@@ -134,11 +134,8 @@ def bad_inputs(release, tmp_path):
     cut = tmp_path / "finetune_lynx.pt"
     cut.write_bytes(files["lynx"].read_bytes()[: files["lynx"].stat().st_size // 2])
     torch.save({"model": {"head.weight": torch.ones(2, 2)}}, tmp_path / "other.pt")
-    torch.save(
-        {"model": read_torch_file(files["lynx"])["model"], "args": argparse_namespace()}, tmp_path / "pickled.pt"
-    )
-    wide = write_fake_release(tmp_path / "wide", preset="lynx-tiny", seed=2)[0]  # same LLM, other widths below
-    sd = read_torch_file(wide["lynx"])
+    sd = read_torch_file(files["lynx"])
+    torch.save({**sd, "args": argparse.Namespace(lr=1e-4)}, tmp_path / "pickled.pt")
     sd["model"]["model.bridge.latents"] = torch.randn(8, 96)  # as a bigger Lynx's resampler (LLM width 96, not 64)
     torch.save(sd, tmp_path / "lynx-13b.pt")
     return {
@@ -151,12 +148,6 @@ def bad_inputs(release, tmp_path):
         "missing file": (dict(eva=tmp_path / "eva_vit_g.pth"), "no such file"),
         "an LLM of other sizes": (dict(preset="lynx-7b"), "has hidden_size=64 but preset lynx-7b needs 4096"),
     }
-
-
-def argparse_namespace():
-    import argparse
-
-    return argparse.Namespace(lr=1e-4)
 
 
 def test_bad_inputs_say_what_to_do_and_leave_nothing(release, tmp_path):
@@ -240,3 +231,14 @@ def test_load_in_4bit_without_bitsandbytes_is_one_line(release, tmp_path, monkey
     lines = [x for x in err.splitlines() if x.strip()]
     assert code == 2 and len(lines) == 1 and "Traceback" not in err
     assert "--load-in-4bit needs bitsandbytes" in lines[0] and "--dtype bfloat16" in lines[0]
+
+
+def test_training_from_the_released_llm_pads_with_its_new_token(release):
+    "A recipe on a pretrained LLM whose preset adds [PAD]: the tokenizer gets the token whose row the LLM got."
+    from lynx_lite.train import TrainConfig, build_model
+
+    files, _ = release
+    model, tok = build_model(TrainConfig(model="lynx-tiny", model_overrides={"llm.name_or_path": str(files["llm"])}))
+    emb = model.llm.get_input_embeddings().weight
+    assert (tok.pad_token, tok.pad_token_id, len(tok), emb.shape[0]) == ("[PAD]", 512, 513, 513)
+    assert model.llm.config.pad_token_id == 512 and torch.allclose(emb[512], emb[:512].mean(0), atol=1e-6)
