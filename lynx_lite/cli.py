@@ -286,12 +286,12 @@ def load_for_inference(
     return model.eval(), tok
 
 
-def _load(args):
-    "load_for_inference with the command's --checkpoint, --dtype, --load-in-4bit, --device; seeds with --seed."
+def _load(args, checkpoint: str | None = None):
+    "load_for_inference of `checkpoint` (default --checkpoint) with --dtype, --load-in-4bit, --device; seeds --seed."
     import torch
 
     torch.manual_seed(args.seed)
-    return load_for_inference(args.checkpoint, args.dtype, args.load_in_4bit, args.device)
+    return load_for_inference(checkpoint or args.checkpoint, args.dtype, args.load_in_4bit, args.device)
 
 
 def _generation(args) -> dict:
@@ -536,7 +536,7 @@ def _cmd_demo(args) -> None:
         write_dataset(folder, 4, 2, size=model.config.vision.image_size, progress=False)
     else:  # the quickstart model, trained first where it is missing (finished steps are reused)
         out = Path(quickstart(_quickstart_config(args.smoke, args.quickstart_dir), progress=True)["out"])
-        model, tok = load_for_inference(str(out / "model"), args.dtype, args.load_in_4bit, args.device)
+        model, tok = _load(args, str(out / "model"))
         folder = out / "data" / "heldout"
     print(f"serving on http://{args.host}:{args.port or 7860}", flush=True)
     launch_demo(
