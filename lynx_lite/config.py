@@ -100,7 +100,11 @@ class VideoConfig:
 class TextConfig:
     "Chat format, truncation and padding."
 
-    template: str = "User: {question}\nBot: {answer}"  # one turn; the prompt is everything before {answer}
+    # "lynx": the original's `template` (made for Vicuna); "chat": the tokenizer's own chat template (an instruct
+    # LLM's format and its end-of-turn token), see `05_text`
+    format: Literal["lynx", "chat"] = "lynx"
+    template: str = "User: {question}\nBot: {answer}"  # format "lynx": one turn; the prompt is what precedes {answer}
+    system: str | None = None  # format "chat": a system message; None = whatever the chat template puts first
     lowercase: bool = True  # lower-case the prompt (the original does), never the answer
     max_prompt_tokens: int = 40  # per turn, BOS included
     truncate_prompt: bool = False  # True: keep the end of a longer prompt (the original); False: it is bad input
@@ -109,6 +113,8 @@ class TextConfig:
     padding_side: Literal["left", "right"] = "left"
 
     def __post_init__(self):
+        if self.format not in ("lynx", "chat"):
+            raise ValueError(f"text.format must be 'lynx' or 'chat', got {self.format!r}")
         if (
             self.template.count("{question}") != 1
             or self.template.count("{answer}") != 1

@@ -84,11 +84,9 @@ def generate_answers(
 
 def prompt_is_cut(tokenizer, record: Record, text_cfg) -> bool:
     "Whether the last question of `record` is longer than `text_cfg.max_prompt_tokens` (BOS counted on turn 1)."
-    from lynx_lite.text import format_prompt
+    from lynx_lite.text import prompt_tokens
 
-    n = len(tokenizer(format_prompt(record.turns[-1][0], text_cfg), add_special_tokens=False).input_ids)
-    bos = tokenizer.bos_token_id is not None and len(record.turns) == 1
-    return n + bos > text_cfg.max_prompt_tokens
+    return prompt_tokens(tokenizer, record.turns, text_cfg) > text_cfg.max_prompt_tokens
 
 # %% ../nbs/20_evaluate.ipynb #5f863be7
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from .demo import VIDEO_SUFFIXES, media_pixels
 from .media import image_to_pixels, sample_indices
 from .model import LynxModel
 from .serialization import load_tokenizer
-from .text import TooLongError, encode_conversation, pad_batch, split_template
+from .text import TooLongError, encode_conversation, pad_batch, answer_prefix
 
 try:  # lmms-eval's registry checks `issubclass(cls, lmms)`: subclass the real one when it is installed ...
     from lmms_eval.api.model import lmms as LMMBase
@@ -186,7 +186,7 @@ class LynxLite(LMMBase):
         self.max_new_tokens = int(max_new_tokens or self.text_cfg.max_answer_tokens)
         room = self.text_cfg.max_length - self.max_new_tokens
         self.max_prompt_tokens = int(max_prompt_tokens or max(self.text_cfg.max_prompt_tokens, room))
-        self.answer_prefix = split_template(self.text_cfg)[1]  # " " between "Bot:" and the answer
+        self.answer_prefix = answer_prefix(self.text_cfg)  # " " between "Bot:" and the answer; "" in a chat template
         self.truncated = 0  # prompts cut to max_prompt_tokens (their end kept)
 
     @property

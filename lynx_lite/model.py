@@ -17,6 +17,7 @@ from .adapters import add_llm_adapters, hidden_size, NEW_LLM_MODULES
 from .xattn import add_xattn, visual_context
 from .text import encode_batch
 from .serialization import PretrainedMixin
+from .llms import resolve_llm
 
 # %% auto #0
 __all__ = ['Pixels', 'add_mean_rows', 'build_llm', 'prepend_prefix', 'position_ids', 'plain_head', 'supervised_loss', 'LynxModel',
@@ -44,11 +45,12 @@ def add_mean_rows(llm: PreTrainedModel, n: int) -> None:
 
 
 def build_llm(llm_cfg: LLMConfig, pretrained: bool = True, **from_pretrained_kwargs) -> PreTrainedModel:
-    """The causal LM of `llm_cfg`: `from_pretrained(name_or_path)` when set and `pretrained` (plus a `pad_token`
-    row), else built from its config."""
+    """The causal LM of `llm_cfg`: `from_pretrained(name_or_path)` (a hub id, folder or short name) when set and
+    `pretrained` (plus a `pad_token` row), else built from its config."""
     dtype = getattr(torch, llm_cfg.dtype)
     if llm_cfg.name_or_path and pretrained:
-        llm = AutoModelForCausalLM.from_pretrained(llm_cfg.name_or_path, dtype=dtype, **from_pretrained_kwargs)
+        path = resolve_llm(llm_cfg.name_or_path)  # a short name (`lynx_lite.llms`) is fetched on first use
+        llm = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, **from_pretrained_kwargs)
         if llm_cfg.pad_token:
             add_mean_rows(llm, 1)
         return llm

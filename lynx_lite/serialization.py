@@ -13,6 +13,7 @@ from transformers import AutoTokenizer, PreTrainedTokenizerBase
 from . import __version__
 from .config import LLMConfig, LynxConfig
 from .freeze import part_of
+from .llms import resolve_llm
 
 # %% auto #0
 __all__ = ['CONFIG_NAME', 'WEIGHTS_NAME', 'INDEX_NAME', 'FORMAT', 'FORMAT_VERSION', 'BASE_PARTS', 'referenced_bases',
@@ -205,5 +206,6 @@ def load_tokenizer(path_or_id: str | os.PathLike):
         return AutoTokenizer.from_pretrained(path)
     cfg, _ = read_config(path)
     if cfg.llm.name_or_path:
-        return add_pad_token(AutoTokenizer.from_pretrained(cfg.llm.name_or_path), cfg.llm)  # as the LLM got its row
+        tok = AutoTokenizer.from_pretrained(resolve_llm(cfg.llm.name_or_path))
+        return add_pad_token(tok, cfg.llm)  # as the LLM got its row
     raise FileNotFoundError(f"no tokenizer in {path}: pass tokenizer= to save_pretrained")

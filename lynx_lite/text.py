@@ -4,14 +4,16 @@
 
 # %% ../nbs/05_text.ipynb #35ddf564
 from __future__ import annotations
+from dataclasses import replace
 from typing import Iterable, Sequence
 import torch
 from transformers import PreTrainedTokenizerBase, PreTrainedTokenizerFast
 from .config import TextConfig, TINY_VOCAB
 
 # %% auto #0
-__all__ = ['SPECIAL_TOKENS', 'TINY_WORDS', 'tiny_tokenizer', 'TooLongError', 'split_template', 'format_prompt',
-           'encode_conversation', 'pad_rows', 'pad_batch', 'encode_batch']
+__all__ = ['SPECIAL_TOKENS', 'TINY_WORDS', 'Pieces', 'CHATML', 'tiny_tokenizer', 'TooLongError', 'split_template',
+           'answer_prefix', 'format_prompt', 'lynx_pieces', 'chat_pieces', 'encode_conversation', 'prompt_tokens',
+           'pad_rows', 'pad_batch', 'encode_batch', 'tiny_chat_tokenizer']
 
 # %% ../nbs/05_text.ipynb #5ed97dac
 SPECIAL_TOKENS = dict(pad_token="<pad>", bos_token="<s>", eos_token="</s>", unk_token="<unk>")
@@ -63,49 +65,123 @@ def split_template(text_cfg: TextConfig = TextConfig()) -> tuple[str, str]:
     return prompt, head[len(prompt) :]
 
 
+def answer_prefix(text_cfg: TextConfig = TextConfig()) -> str:
+    "What precedes an answer's text after its prompt: `' '` in Lynx's format, nothing in a chat template's."
+    return "" if text_cfg.format == "chat" else split_template(text_cfg)[1]
+
+
 def format_prompt(question: str, text_cfg: TextConfig = TextConfig()) -> str:
-    "The prompt of one turn, lower-cased when `text_cfg.lowercase` (as the original)."
+    "The prompt of one turn in Lynx's format, lower-cased when `text_cfg.lowercase` (as the original)."
     p = split_template(text_cfg)[0].format(question=question.strip())
     return p.lower() if text_cfg.lowercase else p
 
 
+Pieces = tuple[list[int], list[tuple[list[int], list[int], list[int]]]]  # (head ids, [(prompt, answer, labels)])
+
+
+def _too_long(n: int, text_cfg: TextConfig) -> TooLongError:
+    return TooLongError(f"prompt of {n} tokens > max_prompt_tokens={text_cfg.max_prompt_tokens}")
+
+
+def lynx_pieces(tokenizer: PreTrainedTokenizerBase, turns: Sequence, text_cfg: TextConfig) -> Pieces:
+    "Lynx's format: head `[BOS]`, then per turn `prompt` and `answer EOS` (all of it supervised)."
+    head = [tokenizer.bos_token_id] if tokenizer.bos_token_id is not None else []
+    pieces = []
+    for i, (q, a) in enumerate(turns):
+        prompt = tokenizer(format_prompt(q, text_cfg), add_special_tokens=False).input_ids
+        room = text_cfg.max_prompt_tokens - (len(head) if i == 0 else 0)
+        if len(prompt) > room:
+            if not text_cfg.truncate_prompt:
+                raise _too_long(len(prompt) + (len(head) if i == 0 else 0), text_cfg)
+            prompt = prompt[-room:]  # keep the end: left truncation, as the original
+        ans = []
+        if a is not None:
+            text = answer_prefix(text_cfg) + a.strip()
+            ans = tokenizer(text, add_special_tokens=False).input_ids[: text_cfg.max_answer_tokens - 1]
+            ans.append(tokenizer.eos_token_id)
+        pieces.append((prompt, ans, list(ans)))
+    return head, pieces
+
+# %% ../nbs/05_text.ipynb #915ede12
+def _render(tokenizer, messages: list[dict], generation: bool) -> str:
+    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=generation)
+
+
+def _cut(tokenizer, text: str, n: int) -> str:
+    "`text` with only its last `n` tokens (`n` > 0), or its first `-n` (`n` < 0)."
+    ids = tokenizer(text, add_special_tokens=False).input_ids
+    return tokenizer.decode(ids[-n:] if n > 0 else ids[:-n])
+
+
+def chat_pieces(tokenizer: PreTrainedTokenizerBase, turns: Sequence, text_cfg: TextConfig) -> Pieces:
+    """The tokenizer's chat template, cut turn by turn from its own rendering: per turn the prompt (the user's turn
+    and the assistant's header) and the answer; labels on the answer up to its end-of-turn token (EOS) included."""
+    if not getattr(tokenizer, "chat_template", None):
+        raise ValueError(
+            f"text.format='chat' needs a tokenizer with a chat template and {type(tokenizer).__name__} has none: "
+            "use the LLM's own tokenizer, or text.format='lynx'"
+        )
+    enc = lambda s: tokenizer(s, add_special_tokens=False).input_ids
+    msgs = [] if text_cfg.system is None else [dict(role="system", content=text_cfg.system)]
+    done, pieces = "", []
+    for q, a in turns:
+        q = q.strip().lower() if text_cfg.lowercase else q.strip()
+        rendered = _render(tokenizer, [*msgs, dict(role="user", content=q)], True)
+        prompt = enc(rendered[len(done) :])
+        if len(prompt) > text_cfg.max_prompt_tokens:
+            over = len(prompt) - text_cfg.max_prompt_tokens
+            if not text_cfg.truncate_prompt or over >= len(enc(q)):
+                raise _too_long(len(prompt), text_cfg)
+            q = _cut(tokenizer, q, len(enc(q)) - over)  # keep the question's end, and the template around it
+            rendered = _render(tokenizer, [*msgs, dict(role="user", content=q)], True)
+            prompt = enc(rendered[len(done) :])
+        msgs.append(dict(role="user", content=q))
+        if a is None:
+            pieces.append((prompt, [], []))
+            break
+        a = _cut(tokenizer, a.strip(), -(text_cfg.max_answer_tokens - 1))
+        msgs.append(dict(role="assistant", content=a))
+        full = _render(tokenizer, msgs, False)
+        if not full.startswith(rendered) or not rendered.startswith(done):
+            raise ValueError("this chat template does not render a conversation turn by turn; use text.format='lynx'")
+        ans = enc(full[len(rendered) :])
+        if tokenizer.eos_token_id not in ans:
+            ans.append(tokenizer.eos_token_id)  # a template without an end-of-turn token: EOS ends the answer
+        end = ans.index(tokenizer.eos_token_id) + 1
+        pieces.append((prompt, ans, ans[:end] + [-100] * (len(ans) - end)))  # nothing after the end token is learnt
+        done = full
+    return [], pieces
+
+# %% ../nbs/05_text.ipynb #e946ec79
 def encode_conversation(
     tokenizer: PreTrainedTokenizerBase, turns: Sequence[tuple[str, str | None]], text_cfg: TextConfig = TextConfig()
 ) -> tuple[list[int], list[int]]:
-    """Token ids and labels of `[(question, answer), ...]`; labels are -100 except on answers + EOS.
-    The last answer may be None: the ids then end with the prompt, ready for generation."""
+    """Token ids and labels of `[(question, answer), ...]` in `text_cfg.format`; labels are -100 except on the
+    answers and their end token. The last answer may be None: the ids then end with the prompt, ready for generation.
+    A conversation longer than `max_length` loses its oldest turns first."""
     if not turns:
         raise ValueError("a conversation needs at least one turn")
-    bos = [tokenizer.bos_token_id] if tokenizer.bos_token_id is not None else []
-    answer_prefix = split_template(text_cfg)[1]
-    pieces = []  # (prompt ids, answer ids) per turn
-    for i, (q, a) in enumerate(turns):
-        if a is None and i != len(turns) - 1:
-            raise ValueError(f"turn {i} has no answer; only the last turn may omit it")
-        prompt = tokenizer(format_prompt(q, text_cfg), add_special_tokens=False).input_ids
-        room = text_cfg.max_prompt_tokens - (len(bos) if i == 0 else 0)
-        if len(prompt) > room:
-            if not text_cfg.truncate_prompt:
-                raise TooLongError(f"prompt of {len(prompt)} tokens > max_prompt_tokens={text_cfg.max_prompt_tokens}")
-            prompt = prompt[-room:]  # keep the end: left truncation, as the original
-        ans = (
-            []
-            if a is None
-            else tokenizer(answer_prefix + a.strip(), add_special_tokens=False).input_ids[
-                : text_cfg.max_answer_tokens - 1
-            ]
-            + [tokenizer.eos_token_id]
-        )
-        pieces.append((prompt, ans))
-    while len(pieces) > 1 and len(bos) + sum(len(p) + len(a) for p, a in pieces) > text_cfg.max_length:
-        pieces.pop(0)  # drop the oldest turns of a long conversation
-    ids, labels = list(bos), [-100] * len(bos)
-    for prompt, ans in pieces:
+    if any(a is None for _, a in turns[:-1]):
+        raise ValueError(f"turn {[a for _, a in turns].index(None)} has no answer; only the last turn may omit it")
+    pieces_of = chat_pieces if text_cfg.format == "chat" else lynx_pieces
+    for start in range(len(turns)):  # the chat template's head (its system turn) stays when old turns go
+        head, pieces = pieces_of(tokenizer, turns[start:], text_cfg)
+        if len(head) + sum(len(p) + len(a) for p, a, _ in pieces) <= text_cfg.max_length:
+            break
+    ids, labels = list(head), [-100] * len(head)
+    for prompt, ans, ans_labels in pieces:
         ids += prompt + ans
-        labels += [-100] * len(prompt) + ans
+        labels += [-100] * len(prompt) + ans_labels
     if len(ids) > text_cfg.max_length:
         raise TooLongError(f"{len(ids)} tokens > max_length={text_cfg.max_length}")
     return ids, labels
+
+
+def prompt_tokens(tokenizer: PreTrainedTokenizerBase, turns: Sequence, text_cfg: TextConfig = TextConfig()) -> int:
+    "Tokens of the last turn's prompt before any cut (the head, BOS or system turn, counted for a first turn)."
+    cfg = replace(text_cfg, max_prompt_tokens=10**9, max_length=10**9)
+    head, pieces = (chat_pieces if cfg.format == "chat" else lynx_pieces)(tokenizer, turns, cfg)
+    return len(pieces[-1][0]) + (len(head) if len(turns) == 1 else 0)
 
 # %% ../nbs/05_text.ipynb #449f05e1
 def pad_rows(rows: list[list[int]], value: int, side: str = "left") -> torch.Tensor:
@@ -150,3 +226,19 @@ def encode_batch(
         tokenizer.pad_token_id,
         text_cfg.padding_side,
     )
+
+# %% ../nbs/05_text.ipynb #9dd9b1eb
+CHATML = (  # the ChatML template of SmolLM2 (and Qwen), with a default system turn
+    "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}"
+    "{{ '<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n' }}{% endif %}"
+    "{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n' }}{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+
+
+def tiny_chat_tokenizer() -> PreTrainedTokenizerFast:
+    "The tiny tokenizer with ChatML's turn tokens (`<|im_end|>` is EOS) and `CHATML`: the chat format, offline."
+    tok = tiny_tokenizer([*TINY_WORDS, "system", "assistant", "helpful"])
+    tok.add_special_tokens({"additional_special_tokens": ["<|im_start|>"], "eos_token": "<|im_end|>"})
+    tok.chat_template = CHATML
+    return tok

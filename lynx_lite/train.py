@@ -18,6 +18,7 @@ from .checkpoint import latest_checkpoint, load_checkpoint, rng_state, save_chec
 from .config import NF4, LynxConfig, apply_overrides, from_registry, get_preset
 from .dataset import Collator, LynxDataset
 from .freeze import freeze_for_stage, part_of
+from .llms import resolve_llm
 from .mixture import MixtureSampler, mixture
 from .model import LynxModel, configure_tokens
 from .qlora import prepare_qlora, quantization_config
@@ -47,6 +48,9 @@ class TrainConfig:
     out_dir: str = "runs/tiny"
     max_steps: int = 100  # optimizer steps
     batch_size: int = 8  # per process and micro-step
+    # text tokens of a training sample at most (default the model's text.max_length): longer conversations keep
+    # their last turns. A budget for a costly LLM that leaves the model's own limit (used at inference) as it is.
+    train_max_length: int | None = None
     grad_accum: int = 1
     lr: float = 1e-3  # new modules: resampler, frame embedding, adapters / LoRA / gates
     lr_pretrained: float = 1e-5  # a pretrained part a stage unfreezes (vision / llm)
@@ -110,6 +114,8 @@ def build_data(
     "The mixture of `cfg.sources` and its sampler, `cfg.max_steps * per_step` samples long."
     if not cfg.sources:
         raise ValueError("no data: set `sources` (e.g. write the shapes world with `lynx-lite shapes data/shapes`)")
+    if cfg.train_max_length:
+        model_cfg = model_cfg.replace(**{"text.max_length": cfg.train_max_length})
     sets = {
         s["name"]: LynxDataset(load_source(s, cfg.data_dir, cfg.prompts, cfg.seed, skips), tokenizer, model_cfg)
         for s in cfg.sources
@@ -128,7 +134,7 @@ def build_model(cfg: TrainConfig, device_map=None) -> tuple[LynxModel, PreTraine
     folder = Path(cfg.model).expanduser()
     if folder.is_dir():
         model = LynxModel.from_pretrained(folder, **llm_kwargs)
-        tok = AutoTokenizer.from_pretrained(cfg.tokenizer) if cfg.tokenizer else load_tokenizer(folder)
+        tok = AutoTokenizer.from_pretrained(resolve_llm(cfg.tokenizer)) if cfg.tokenizer else load_tokenizer(folder)
     else:
         model_cfg = get_preset(cfg.model, **cfg.model_overrides)
         if cfg.quantization and not model_cfg.llm.name_or_path:
@@ -137,7 +143,7 @@ def build_model(cfg: TrainConfig, device_map=None) -> tuple[LynxModel, PreTraine
             )
         model = LynxModel(model_cfg, **llm_kwargs)
         name = cfg.tokenizer or model_cfg.llm.name_or_path
-        tok = AutoTokenizer.from_pretrained(name) if name else tiny_tokenizer()
+        tok = AutoTokenizer.from_pretrained(resolve_llm(name)) if name else tiny_tokenizer()
         if model_cfg.llm.name_or_path:
             add_pad_token(tok, model_cfg.llm)  # the token of the pad row `build_llm` added (Lynx: [PAD])
     if cfg.quantization:

@@ -24,8 +24,8 @@ def test_quickstart_smoke(tmp_path):
     again = subprocess.run(
         [*CLI, "quickstart", "--smoke", "--out", str(tmp_path)], capture_output=True, text=True, timeout=600
     )
-    # reused: the two worlds, tower, LLM, both stages, the served model and the evaluation
-    assert again.returncode == 0 and again.stdout.count("reusing") == 8
+    # reused: the two worlds, tower, LLM, both stages, the served model, the evaluation and the benchmarks
+    assert again.returncode == 0 and again.stdout.count("reusing") == 9
 
 
 def test_demo_without_checkpoint_serves_the_quickstart_model(tmp_path):

@@ -4,19 +4,29 @@
 
 # %% ../../nbs/34_ablations.ipynb #ad03c6b7
 from __future__ import annotations
-import hashlib, json, statistics, time
+import hashlib, json, re, statistics, time
+from importlib import resources
 from dataclasses import asdict, replace
 from pathlib import Path
 from ..evaluate import heldout_accuracy
 from ..metrics import wilson_interval
-from ..model import LynxModel, answer
+from ..model import LynxModel, answer, configure_tokens
 from ..serialization import load_tokenizer
-from .quickstart import QuickstartConfig, pretrain_standins, train_stages, write_worlds
+from lynx_lite.lab.quickstart import (
+    PRETRAINED_LLM,
+    QuickstartConfig,
+    llm_folder,
+    pretrain_standins,
+    pretrained_llm_config,
+    train_stages,
+    write_worlds,
+)
 from .steps import cached_step
 
 # %% auto #0
-__all__ = ['ABLATIONS', 'ABLATE_VERSION', 'run_key', 'text_answers', 'run_variant', 'ablate', 'summarize', 'separated',
-           'format_table']
+__all__ = ['ABLATIONS', 'ABLATE_VERSION', 'LANGUAGE_VERSION', 'run_key', 'text_answers', 'run_variant', 'ablate', 'summarize',
+           'separated', 'format_table', 'language_questions', 'language_correct', 'llm_answers', 'language_ability',
+           'language_table']
 
 # %% ../../nbs/34_ablations.ipynb #1aa3b516
 ABLATIONS: dict[str, dict[str, dict]] = {  # study -> {variant: change}; the first variant of each is the paper's choice
@@ -216,4 +226,99 @@ def format_table(rows: list[dict]) -> str:
         lines.append(
             f"| {r['study']} | {r['variant']}{star} | {cells(r['accuracy'])} | {cells(r['text'])} | {r['seeds']} |"
         )
+    return "\n".join(lines)
+
+# %% ../../nbs/34_ablations.ipynb #b799de84
+def language_questions() -> list[dict]:
+    "The shipped text-only questions: [{id, kind (knowledge | arithmetic | instruction), question, answers}]."
+    text = (resources.files("lynx_lite.lab") / "language_questions.jsonl").read_text()
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def _words(s: str) -> str:
+    return " " + " ".join(re.sub(r"[^a-z0-9]+", " ", s.lower()).split()) + " "
+
+
+def language_correct(answer_text: str, references: list[str]) -> bool:
+    "Whether `answer_text` contains one of `references` as whole words (case and punctuation ignored)."
+    return any(_words(r).strip() and _words(r) in _words(answer_text) for r in references)
+
+
+def llm_answers(llm, tokenizer, questions: list[str], text_cfg, max_new_tokens: int = 32, batch_size: int = 16):
+    "Greedy answers of a causal LM alone (no Lynx) to text-only `questions`, prompted in `text_cfg`'s format."
+    from lynx_lite.text import encode_batch
+
+    out, cfg = [], replace(text_cfg, padding_side="left")
+    for i in range(0, len(questions), batch_size):
+        b = encode_batch(tokenizer, questions[i : i + batch_size], text_cfg=cfg)
+        ids = llm.generate(
+            **b, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tokenizer.pad_token_id
+        )[:, b["input_ids"].shape[1] :]
+        out += [_own_turn(s) for s in tokenizer.batch_decode(ids, skip_special_tokens=True)]
+    return out
+
+
+def _own_turn(text: str) -> str:
+    "An answer up to where it starts writing the next turn itself (`User:` in Lynx's format, which has no end token)."
+    return re.split(r"\n\s*(?:user|bot)\s*:", text, flags=re.I)[0].strip()
+
+# %% ../../nbs/34_ablations.ipynb #3c480bc9
+LANGUAGE_VERSION = 1  # raised whenever the study's method changes
+
+
+def _lynx_answers(model_dir: Path, questions: list[str]) -> list[str]:
+    model, tok = LynxModel.from_pretrained(model_dir).eval(), load_tokenizer(model_dir)
+    configure_tokens(model, tok)
+    return [a for i in range(0, len(questions), 16) for a in answer(model, tok, questions[i : i + 16], None,
+                                                                     max_new_tokens=32)]
+
+
+def language_ability(quickstart_cfg: QuickstartConfig | None = None, progress: bool = True) -> dict:
+    """The shipped questions answered by the LLM alone and by Lynx (stage 1; stage 2 with and without text-only
+    data), in `llm_folder/language`: {variant: [{id, kind, question, answers, answer, correct}]}. Reused when done."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from lynx_lite.config import get_preset
+    from lynx_lite.llms import resolve_llm
+
+    qc = quickstart_cfg or pretrained_llm_config()
+    if not qc.llm:
+        raise ValueError("the language study needs a pretrained LLM: pass pretrained_llm_config(llm=...)")
+    standins, folder = pretrain_standins(qc, progress), llm_folder(qc)
+    keys = train_stages(qc, standins, folder, progress)
+    keys_without = train_stages(qc, standins, folder / "no-text", progress, drop_sources=("text",),
+                                stage1_dir=folder / "stage1")
+    text_cfg = get_preset(qc.preset, **PRETRAINED_LLM).text
+
+    def run():
+        qs = language_questions()
+        questions = [q["question"] for q in qs]
+        path = resolve_llm(qc.llm)
+        llm = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()  # as Lynx loads it
+        tok = AutoTokenizer.from_pretrained(path)
+        answers = {
+            "LLM alone, its chat template": llm_answers(llm, tok, questions, text_cfg),
+            "LLM alone, Lynx's User/Bot format": llm_answers(llm, tok, questions, replace(text_cfg, format="lynx")),
+            "Lynx after stage 1": _lynx_answers(folder / "stage1" / "model", questions),
+            "Lynx after stage 2, with text-only data": _lynx_answers(folder / "stage2" / "model", questions),
+            "Lynx after stage 2, without text-only data": _lynx_answers(folder / "no-text" / "stage2" / "model",
+                                                                         questions),
+        }
+        return {k: [dict(q, answer=a, correct=language_correct(a, q["answers"])) for q, a in zip(qs, v)]
+                for k, v in answers.items()}
+
+    settings = dict(llm=standins["llm"], stages=keys, without=keys_without, text=PRETRAINED_LLM)
+    return cached_step(folder / "language", settings, run, LANGUAGE_VERSION, progress)["result"]
+
+
+def language_table(result: dict) -> str:
+    "A markdown table of `language_ability`'s result: accuracy with its 95% interval, overall and per kind."
+    kinds = ("knowledge", "arithmetic", "instruction")
+    lines = ["| answered by | all | 95% CI | " + " | ".join(kinds) + " |", "|---|---|---|" + "---|" * len(kinds)]
+    for name, rows in result.items():
+        k, n = sum(r["correct"] for r in rows), len(rows)
+        lo, hi = wilson_interval(k, n)
+        per = [[r["correct"] for r in rows if r["kind"] == kind] for kind in kinds]
+        lines.append(f"| {name} | {k}/{n} ({k / n:.0%}) | {lo:.0%}–{hi:.0%} | "
+                     + " | ".join(f"{sum(p)}/{len(p)}" for p in per) + " |")
     return "\n".join(lines)

@@ -19,8 +19,9 @@ from .shapes import caption_negative, caption_regions, prepare_world
 from .steps import cached_step
 
 # %% auto #0
-__all__ = ['SMOKE', 'CHANCE', 'STEP_VERSION', 'QuickstartConfig', 'write_worlds', 'pretrain_standins', 'train_stages',
-           'evaluate_quickstart', 'quickstart', 'format_summary']
+__all__ = ['SMOKE', 'CHANCE', 'STEP_VERSION', 'PRETRAINED_LLM', 'POPE_PER_SPLIT', 'QuickstartConfig', 'pretrained_llm_config',
+           'llm_folder', 'llm_identity', 'write_worlds', 'pretrain_standins', 'train_stages', 'evaluate_quickstart',
+           'evaluate_benchmarks', 'quickstart', 'summarize', 'format_summary']
 
 # %% ../../nbs/33_quickstart.ipynb #1a1a26d9
 @dataclass
@@ -41,6 +42,9 @@ class QuickstartConfig:
     stage2_steps: int = 2000
     batch_size: int = 16
     seed: int = 0
+    llm: str | None = None  # a pretrained LLM (short name, hub id or folder) instead of the stand-in: see below
+    mixed_precision: str = "no"  # stages 1 and 2: no | bf16
+    train_max_length: int | None = None  # text tokens per training sample (a conversation keeps its last turns)
 
 
 SMOKE = QuickstartConfig(
@@ -60,6 +64,40 @@ SMOKE = QuickstartConfig(
 CHANCE = {"color": 1 / 6, "shape": 1 / 6, "count": 1 / 3, "position": 1 / 9, "size": 1 / 2, "motion": 1 / 6}
 STEP_VERSION = 6  # raised whenever a quickstart step's method changes, so that an older step's outputs are not reused
 
+# %% ../../nbs/33_quickstart.ipynb #0b87fa61
+PRETRAINED_LLM = {  # the quickstart's model with a pretrained LLM: what changes besides llm.name_or_path
+    "llm.config": {},  # its own config, from its folder
+    "adapters.bottleneck": None,  # half the LLM's width, as the paper
+    "text.format": "chat",  # its chat template and end-of-turn token
+    "text.lowercase": False,
+    "text.system": "",  # an empty system turn: 5 tokens where its default takes 20, as good alone (34_ablations)
+    "text.max_prompt_tokens": 96,
+    "text.max_answer_tokens": 40,
+    "text.max_length": 136,  # at inference; training samples are cut shorter (`train_max_length`)
+}
+
+
+def pretrained_llm_config(llm: str = "smollm2-135m-instruct", **overrides) -> QuickstartConfig:
+    "The quickstart with a pretrained `llm` and the budget measured for SmolLM2-135M on a 2-core CPU."
+    budget = dict(stage1_steps=150, stage2_steps=350, batch_size=16, mixed_precision="bf16", train_max_length=64)
+    return QuickstartConfig(**{**budget, "llm": llm, **overrides})
+
+
+def llm_folder(quickstart_cfg: QuickstartConfig) -> Path:
+    "Where a quickstart's stages, model and evaluation go: OUT for the stand-in, OUT/<llm> for a pretrained LLM."
+    out, llm = Path(quickstart_cfg.out).expanduser(), quickstart_cfg.llm
+    return out if llm is None else out / Path(str(llm)).name.replace(":", "-")
+
+# %% ../../nbs/33_quickstart.ipynb #b6636963
+def llm_identity(llm: str) -> dict:
+    "What keys a pretrained LLM in the steps' settings: its name and, for a short name, where its weights came from."
+    from lynx_lite.llms import LLMS, MARKER, resolve_llm
+
+    if llm not in LLMS:
+        return dict(name=llm)
+    marker = json.loads((Path(resolve_llm(llm)) / MARKER).read_text())
+    return dict(name=llm, source=marker["source"], sha256=marker.get("gguf_sha256") or marker.get("hub_id"))
+
 # %% ../../nbs/33_quickstart.ipynb #1287e043
 def write_worlds(folder: Path, quickstart_cfg: QuickstartConfig, progress: bool = True, **world) -> dict:
     """`folder/train` and `folder/heldout`, each written unless there with the same settings; `world` are
@@ -78,8 +116,8 @@ def write_worlds(folder: Path, quickstart_cfg: QuickstartConfig, progress: bool 
 
 
 def pretrain_standins(quickstart_cfg: QuickstartConfig, progress: bool = True) -> dict:
-    """Steps 1-3 (worlds, tower, LLM), each reused when done. Returns the folders, the steps' keys and the model
-    overrides that load the stand-ins."""
+    """Steps 1-3 (worlds, tower, LLM), each reused when done; with `llm` set, the pretrained LLM instead of step 3.
+    Returns the folders, the steps' keys and the model overrides that load the stand-ins."""
     qc, tok = quickstart_cfg, tiny_tokenizer()
     out, base = Path(qc.out).expanduser(), get_preset(qc.preset)
     worlds = write_worlds(out / "data", qc, progress)
@@ -105,6 +143,9 @@ def pretrain_standins(quickstart_cfg: QuickstartConfig, progress: bool = True) -
         preset=qc.preset, steps=qc.tower_steps, batch=qc.tower_batch, seed=qc.seed, world=worlds["world"]
     )
     tower_step = cached_step(out / "tower", tower_settings, tower, STEP_VERSION, progress)
+    if qc.llm:  # a pretrained LLM: nothing to pretrain, its identity keys the stages
+        models = {"vision.name_or_path": str(out / "tower"), "llm.name_or_path": qc.llm}
+        return dict(worlds, out=out, tower=tower_step["key"], llm=llm_identity(qc.llm), models=models)
 
     def llm():
         m, hist = pretrain_llm(
@@ -131,21 +172,9 @@ def pretrain_standins(quickstart_cfg: QuickstartConfig, progress: bool = True) -
     )
 
 # %% ../../nbs/33_quickstart.ipynb #6e7f8091
-def train_stages(
-    quickstart_cfg: QuickstartConfig,
-    standins: dict,
-    folder: Path,
-    progress: bool = True,
-    model_overrides: dict | None = None,
-    drop_sources: tuple = (),
-    prompts: str = "diverse",
-    seed: int | None = None,
-) -> dict:
-    """Stage 1 then stage 2 into `folder/stage1` and `folder/stage2` (each a step), with the stand-ins of `standins`;
-    the ablations pass their change (`model_overrides`, `drop_sources`, `prompts`) and seed. Returns the steps' keys."""
-    qc = quickstart_cfg
-    seed = qc.seed if seed is None else seed
-    overrides = {**standins["models"], **(model_overrides or {})}
+def _stage_settings(qc: QuickstartConfig, standins: dict, model_overrides, drop, prompts, seed) -> tuple[dict, dict]:
+    "(TrainConfig fields, step settings) the two stages share; a pretrained LLM adds its text format and precision."
+    overrides = {**standins["models"], **(PRETRAINED_LLM if qc.llm else {}), **(model_overrides or {})}
     common = dict(
         model=qc.preset,
         model_overrides=overrides,
@@ -158,7 +187,7 @@ def train_stages(
     settings = dict(
         preset=qc.preset,
         overrides=model_overrides or {},
-        drop=list(drop_sources),
+        drop=list(drop),
         prompts=prompts,
         batch_size=qc.batch_size,
         seed=seed,
@@ -166,8 +195,35 @@ def train_stages(
         tower=standins["tower"],
         llm=standins["llm"],
     )
+    if qc.llm:  # (the stand-in's settings stay as they were: its finished steps are reused)
+        common.update(tokenizer=qc.llm, mixed_precision=qc.mixed_precision, train_max_length=qc.train_max_length)
+        settings.update(text=PRETRAINED_LLM, mixed_precision=qc.mixed_precision, train_max_length=qc.train_max_length)
+    return common, settings
+
+
+def train_stages(
+    quickstart_cfg: QuickstartConfig,
+    standins: dict,
+    folder: Path,
+    progress: bool = True,
+    model_overrides: dict | None = None,
+    drop_sources: tuple = (),
+    prompts: str = "diverse",
+    seed: int | None = None,
+    stage1_dir: Path | None = None,
+) -> dict:
+    """Stage 1 then stage 2 into `folder/stage1` and `folder/stage2` (each a step), with the stand-ins of `standins`;
+    the ablations pass their change (`model_overrides`, `drop_sources`, `prompts`) and seed. `stage1_dir`: a finished
+    stage 1 to start stage 2 from instead (a change to stage 2 alone). Returns the steps' keys."""
+    qc = quickstart_cfg
+    seed = qc.seed if seed is None else seed
+    common, settings = _stage_settings(qc, standins, model_overrides, drop_sources, prompts, seed)
     keys = {}
+    if stage1_dir is not None:
+        keys[1] = json.loads((Path(stage1_dir) / "done.json").read_text())["key"]
     for stage, steps in ((1, qc.stage1_steps), (2, qc.stage2_steps)):
+        if stage in keys:
+            continue
         cfg = get_recipe(
             f"tiny-cpu-stage{stage}",
             out_dir=str(folder / f"stage{stage}"),
@@ -176,12 +232,15 @@ def train_stages(
             **common,
         )
         if stage == 2:
-            cfg.init_from = str(folder / "stage1")
+            cfg.init_from = str(stage1_dir or folder / "stage1")
         cfg.sources = [s for s in cfg.sources if s["name"] not in drop_sources]
         settings = dict(settings, stage=stage, steps=steps, previous=keys.get(1))
         run = lambda cfg=cfg: {"final_loss": train(cfg, resume=True, progress=progress)["losses"][-1]}
         keys[stage] = cached_step(folder / f"stage{stage}", settings, run, STEP_VERSION, progress)["key"]
     return keys
+
+# %% ../../nbs/33_quickstart.ipynb #8757320d
+POPE_PER_SPLIT = 200  # POPE questions per split in the quickstart's evaluation (the held-out world has more)
 
 
 def evaluate_quickstart(model_dir: Path, held: Path, out: Path, settings: dict, progress: bool = True) -> dict:
@@ -195,50 +254,70 @@ def evaluate_quickstart(model_dir: Path, held: Path, out: Path, settings: dict, 
 
     return cached_step(out, settings, run, STEP_VERSION, progress)["result"]
 
+
+def evaluate_benchmarks(model_dir: Path, held: Path, out: Path, settings: dict, progress: bool = True) -> dict:
+    "Step 7: POPE (its splits) and multiple choice (CircularEval) on the held-out world, reused when done."
+
+    def run():
+        model, tok = LynxModel.from_pretrained(model_dir), load_tokenizer(model_dir)
+        kw = dict(progress=progress, model_name="quickstart")
+        pope = evaluate(model, tok, "pope", held, out / "pope", limit=POPE_PER_SPLIT, **kw)["metrics"]
+        return dict(pope=pope, mcq=evaluate(model, tok, "mcq", held, out / "mcq", **kw)["metrics"])
+
+    return cached_step(out, settings, run, STEP_VERSION, progress)["result"]
+
 # %% ../../nbs/33_quickstart.ipynb #8091a2b3
 def quickstart(quickstart_cfg: QuickstartConfig = QuickstartConfig(), progress: bool = True) -> dict:
-    "Run (or resume) the quickstart; returns accuracy per question type, chance, MME-style score and timings."
+    """Run (or resume) the quickstart; returns accuracy per question type, chance, MME-style score, POPE, multiple
+    choice and timings (also in `quickstart.json` of its folder)."""
     t0, qc = time.time(), quickstart_cfg
     standins = pretrain_standins(qc, progress)
-    out = standins["out"]
-    keys = train_stages(qc, standins, out, progress)
+    out, folder = standins["out"], llm_folder(qc)
+    keys = train_stages(qc, standins, folder, progress)
     # the served model: a copy of stage 2's (trained weights, tokenizer), made once per stage-2 run
-    copy_model = lambda: shutil.copytree(out / "stage2" / "model", out / "model", dirs_exist_ok=True) and None
-    cached_step(out / "model", dict(stage2=keys[2]), copy_model, STEP_VERSION, progress)
-    result = evaluate_quickstart(
-        out / "model", standins["held"], out / "eval", dict(stage2=keys[2], heldout=standins["heldout"]), progress
-    )
-    acc = result["correct"]
-    steps = {
-        k: json.loads((out / k / "done.json").read_text())
-        for k in ("data/train", "data/heldout", "tower", "llm", "stage1", "stage2", "eval")
-    }
-    tower = steps["tower"]["result"]
-    tower_eval = {k: tower[k][-1][1] for k in ("retrieval", "negative_acc", "region_acc")}
-    tower_eval |= {k: tower[k] for k in ("chance", "region_chance")}
-    summary = dict(
-        accuracy={t: sum(v) / len(v) for t, v in acc.items()},
-        correct={t: sum(v) for t, v in acc.items()},
-        n={t: len(v) for t, v in acc.items()},
-        ci95={t: list(wilson_interval(sum(v), len(v))) for t, v in acc.items()},
-        chance={t: CHANCE[t] for t in acc},
-        mme=score_mme(out / "eval" / "mme" / "mme"),  # from the answer files: intervals even for an older cached eval
-        tower=tower_eval,
+    copy_model = lambda: shutil.copytree(folder / "stage2" / "model", folder / "model", dirs_exist_ok=True) and None
+    cached_step(folder / "model", dict(stage2=keys[2]), copy_model, STEP_VERSION, progress)
+    held = dict(stage2=keys[2], heldout=standins["heldout"])
+    result = evaluate_quickstart(folder / "model", standins["held"], folder / "eval", held, progress)
+    bench = evaluate_benchmarks(folder / "model", standins["held"], folder / "bench", held, progress)
+    steps = {k: out / k for k in ("data/train", "data/heldout", "tower")}
+    steps |= {k: folder / k for k in ("stage1", "stage2", "eval", "bench")} | ({} if qc.llm else {"llm": out / "llm"})
+    steps = {k: json.loads((f / "done.json").read_text()) for k, f in steps.items()}
+    summary = summarize(result["correct"], score_mme(folder / "eval" / "mme" / "mme"), bench, steps["tower"]["result"])
+    summary |= dict(
+        llm=standins["llm"] if qc.llm else "stand-in",
         step_seconds={k: v["seconds"] for k, v in steps.items()},
         minutes=round((time.time() - t0) / 60, 2),
-        out=str(out),
+        out=str(folder),
     )
-    (out / "quickstart.json").write_text(json.dumps(summary, indent=2))
+    (folder / "quickstart.json").write_text(json.dumps(summary, indent=2))
     return summary
 
 
+def summarize(correct: dict[str, list[bool]], mme: dict, bench: dict, tower: dict) -> dict:
+    "The figures of a quickstart: per question type (accuracy, n, 95% interval, chance), MME, POPE, MCQ, the tower."
+    tower_eval = {k: tower[k][-1][1] for k in ("retrieval", "negative_acc", "region_acc")}
+    tower_eval |= {k: tower[k] for k in ("chance", "region_chance")}
+    return dict(
+        accuracy={t: sum(v) / len(v) for t, v in correct.items()},
+        correct={t: sum(v) for t, v in correct.items()},
+        n={t: len(v) for t, v in correct.items()},
+        ci95={t: list(wilson_interval(sum(v), len(v))) for t, v in correct.items()},
+        chance={t: CHANCE[t] for t in correct},
+        mme=mme,  # scored from the answer files: intervals even for an older cached evaluation
+        pope=bench["pope"],
+        mcq=bench["mcq"],
+        tower=tower_eval,
+    )
+
+# %% ../../nbs/33_quickstart.ipynb #8ec38798
 def _ci(ci: list) -> str:
     return f"{ci[0]:.1%}–{ci[1]:.1%}"
 
 
 def format_summary(summary: dict) -> str:
     """The quickstart's table: accuracy per question type with its 95% interval and n, beside chance; then the
-    MME-style score, with acc and acc+ per subtask and their intervals."""
+    MME-style score, with acc and acc+ per subtask and their intervals; POPE and multiple choice."""
     s, m = summary, summary["mme"]
     rows = [f"{'question type':<14}{'accuracy':>10}{'95% CI':>16}{'n':>6}{'chance':>9}"]
     rows += [
@@ -252,6 +331,17 @@ def format_summary(summary: dict) -> str:
         f"{v['acc_plus']:>8.1%}{_ci(v['acc_plus_ci95']):>16}{v['n_images']:>8}"
         for k, v in m["subtasks"].items()
     ]
+    for split, v in sorted(s.get("pope", {}).get("splits", {}).items()):
+        rows.append(
+            f"POPE {split:<12}accuracy {v['accuracy']:.1%} ({_ci(v['ci95'])}, n {v['n']}), F1 {v['f1']:.2f}, "
+            f"yes-ratio {v['yes_ratio']:.2f}"
+        )
+    if s.get("mcq"):
+        q = s["mcq"]
+        line = f"multiple choice: {q['accuracy']:.1%} ({_ci(q['ci95'])}, n {q['n']}; chance 25%)"
+        if q.get("circular"):
+            line += f", CircularEval {q['circular']['accuracy']:.1%} ({_ci(q['circular']['ci95'])}; chance 0.4%)"
+        rows.append(line + f", unparsed {q['unparsed']}")
     t = s["tower"]
     rows.append(
         f"tower: held-out retrieval@1 {t['retrieval']:.2f} (chance {t['chance']:.2f}); "
