@@ -290,13 +290,13 @@ def train(
     trainable = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(param_groups(model, cfg))
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(cfg))
-    step, losses = 0, []
+    step, losses, lrs = 0, [], []  # lrs: the learning rate of each optimizer step (new modules' group)
     ckpt = latest_checkpoint(out) if resume else None
     if ckpt is not None:
         weights, state = load_checkpoint(ckpt, opt, rank=acc.process_index)
         model.load_state_dict(weights, strict=False)
         sched.load_state_dict(state["scheduler"])
-        step, losses = state["step"], state["losses"]
+        step, losses, lrs = state["step"], state["losses"], state.get("lrs", [])
         skips.counts.update(state.get("skipped", {}))
         sampler.load_state_dict(sampler.state_at(step * per_step))
         if acc.is_main_process and progress:
@@ -323,7 +323,11 @@ def train(
         rngs = gather_object([rng_state()])  # every process's: their dropout masks differ
         if acc.is_main_process:
             state = dict(
-                scheduler=sched.state_dict(), losses=losses, consumed=step * per_step, skipped=dict(skips.counts)
+                scheduler=sched.state_dict(),
+                losses=losses,
+                lrs=lrs,
+                consumed=step * per_step,
+                skipped=dict(skips.counts),
             )
             save_checkpoint(
                 out, step, trainable_weights(acc.unwrap_model(model)), opt, state, keep=cfg.keep_checkpoints, rng=rngs
@@ -338,6 +342,7 @@ def train(
     _checkpointed_train_mode(acc.unwrap_model(model))
     while step < cfg.max_steps:
         t0, micro = time.perf_counter(), []
+        lrs.append(opt.param_groups[0]["lr"])
         batches_of_step = [next(batches) for _ in range(cfg.grad_accum)]
         tokens = [_supervised_tokens(b) for b in batches_of_step]
         # every supervised token of the step weighs the same, in whichever micro-batch or process it is: the update is
@@ -384,6 +389,8 @@ def train(
     summary = dict(
         steps=step,
         losses=losses,
+        lrs=lrs,
+        scheduler_steps=sched.last_epoch,  # one per optimizer step
         samples_per_s=(step - start_step) * per_step / max(elapsed, 1e-9),
         seconds=elapsed,
         skipped=dict(skips.counts),

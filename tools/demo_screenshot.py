@@ -43,7 +43,7 @@ def main() -> None:
             page.wait_for_selector("#image img", timeout=30_000)
             for i, q in enumerate(args.questions):
                 if i == 2:  # the last question has no image
-                    page.locator("#image button[aria-label='Clear']").first.click()
+                    page.locator("#image button[aria-label='Remove Image']").first.click()
                     page.wait_for_function("() => !document.querySelector('#image img')", timeout=30_000)
                 page.locator("#question textarea").fill(q)
                 page.locator("#send").click()

@@ -296,9 +296,9 @@ def language_ability(quickstart_cfg: QuickstartConfig | None = None, progress: b
         path = resolve_llm(qc.llm)
         llm = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()  # as Lynx loads it
         tok = AutoTokenizer.from_pretrained(path)
+        alone = {"its chat template": text_cfg, "Lynx's User/Bot format": replace(text_cfg, format="lynx")}
         answers = {
-            "LLM alone, its chat template": llm_answers(llm, tok, questions, text_cfg),
-            "LLM alone, Lynx's User/Bot format": llm_answers(llm, tok, questions, replace(text_cfg, format="lynx")),
+            **{f"LLM alone, {k}": llm_answers(llm, tok, questions, cfg) for k, cfg in alone.items()},
             "Lynx after stage 1": _lynx_answers(folder / "stage1" / "model", questions),
             "Lynx after stage 2, with text-only data": _lynx_answers(folder / "stage2" / "model", questions),
             "Lynx after stage 2, without text-only data": _lynx_answers(folder / "no-text" / "stage2" / "model",
@@ -310,7 +310,7 @@ def language_ability(quickstart_cfg: QuickstartConfig | None = None, progress: b
     settings = dict(llm=standins["llm"], stages=keys, without=keys_without, text=PRETRAINED_LLM)
     return cached_step(folder / "language", settings, run, LANGUAGE_VERSION, progress)["result"]
 
-
+# %% ../../nbs/34_ablations.ipynb #76d2205d
 def language_table(result: dict) -> str:
     "A markdown table of `language_ability`'s result: accuracy with its 95% interval, overall and per kind."
     kinds = ("knowledge", "arithmetic", "instruction")

@@ -114,7 +114,7 @@ def write_worlds(folder: Path, quickstart_cfg: QuickstartConfig, progress: bool 
     )
     return dict(data=folder / "train", held=folder / "heldout", world=train_world["key"], heldout=held_world["key"])
 
-
+# %% ../../nbs/33_quickstart.ipynb #702bfe65
 def pretrain_standins(quickstart_cfg: QuickstartConfig, progress: bool = True) -> dict:
     """Steps 1-3 (worlds, tower, LLM), each reused when done; with `llm` set, the pretrained LLM instead of step 3.
     Returns the folders, the steps' keys and the model overrides that load the stand-ins."""
@@ -200,7 +200,7 @@ def _stage_settings(qc: QuickstartConfig, standins: dict, model_overrides, drop,
         settings.update(text=PRETRAINED_LLM, mixed_precision=qc.mixed_precision, train_max_length=qc.train_max_length)
     return common, settings
 
-
+# %% ../../nbs/33_quickstart.ipynb #9013e0d4
 def train_stages(
     quickstart_cfg: QuickstartConfig,
     standins: dict,
@@ -293,7 +293,7 @@ def quickstart(quickstart_cfg: QuickstartConfig = QuickstartConfig(), progress: 
     (folder / "quickstart.json").write_text(json.dumps(summary, indent=2))
     return summary
 
-
+# %% ../../nbs/33_quickstart.ipynb #d52b75c5
 def summarize(correct: dict[str, list[bool]], mme: dict, bench: dict, tower: dict) -> dict:
     "The figures of a quickstart: per question type (accuracy, n, 95% interval, chance), MME, POPE, MCQ, the tower."
     tower_eval = {k: tower[k][-1][1] for k in ("retrieval", "negative_acc", "region_acc")}
