@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 import yaml
+from .llms import LLMS  # the standard library only: cheap at start-up
 
 # %% auto #0
 __all__ = ['KNOWN_MODELS', 'parameter_counts', 'parse_overrides', 'models_to_load', 'describe_model', 'preflight', 'check_4bit',
@@ -139,9 +140,9 @@ def parse_overrides(items: list[str]) -> dict:
 KNOWN_MODELS = {  # hub id -> (name, parameters of the part lynx_lite loads): the sizes `preflight` prints
     "lmsys/vicuna-7b-v1.1": ("Vicuna-7B", 6_738_415_616),
     "openai/clip-vit-large-patch14-336": ("CLIP ViT-L/14-336", 303_507_456),  # the vision tower only
-    "smollm2-135m-instruct": ("SmolLM2-135M-Instruct", 134_515_008),
-    "HuggingFaceTB/SmolLM2-135M-Instruct": ("SmolLM2-135M-Instruct", 134_515_008),
 }
+for _name, _known in LLMS.items():  # the named LLMs' sizes live in their registry, by short name and by hub id
+    KNOWN_MODELS[_name] = KNOWN_MODELS[_known.hub_id] = (_known.title, _known.parameters)
 _DTYPES = {"float32": ("fp32", 4), "float16": ("fp16", 2), "bfloat16": ("bf16", 2), "4-bit": ("4-bit", 0.5)}
 _PARTS = {"llm": "LLM", "vision": "vision tower", "tokenizer": "tokenizer"}
 

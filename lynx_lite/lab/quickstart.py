@@ -91,11 +91,11 @@ def llm_folder(quickstart_cfg: QuickstartConfig) -> Path:
 # %% ../../nbs/33_quickstart.ipynb #b6636963
 def llm_identity(llm: str) -> dict:
     "What keys a pretrained LLM in the steps' settings: its name and, for a short name, where its weights came from."
-    from lynx_lite.llms import LLMS, MARKER, resolve_llm
+    from lynx_lite.llms import LLMS, check_cached, resolve_llm
 
     if llm not in LLMS:
         return dict(name=llm)
-    marker = json.loads((Path(resolve_llm(llm)) / MARKER).read_text())
+    marker = check_cached(Path(resolve_llm(llm)))
     return dict(name=llm, source=marker["source"], sha256=marker.get("gguf_sha256") or marker.get("hub_id"))
 
 # %% ../../nbs/33_quickstart.ipynb #1287e043
