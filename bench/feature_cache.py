@@ -47,7 +47,7 @@ def main():
     from lynx_lite.config import get_preset
     from lynx_lite.freeze import freeze_for_stage
     from lynx_lite.model import LynxModel
-    from lynx_lite.text import encode_batch, tiny_tokenizer
+    from lynx_lite.chat_format import encode_batch, tiny_tokenizer
     from lynx_lite.vision import FeatureCache
 
     tok, g = tiny_tokenizer(), torch.Generator().manual_seed(0)

@@ -101,7 +101,7 @@ class TextConfig:
     "Chat format, truncation and padding."
 
     # "lynx": the original's `template` (made for Vicuna); "chat": the tokenizer's own chat template (an instruct
-    # LLM's format and its end-of-turn token), see `05_text`
+    # LLM's format and its end-of-turn token), see `05_chat_format`
     format: Literal["lynx", "chat"] = "lynx"
     template: str = "User: {question}\nBot: {answer}"  # format "lynx": one turn; the prompt is what precedes {answer}
     system: str | None = None  # format "chat": a system message; None = whatever the chat template puts first

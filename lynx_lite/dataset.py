@@ -12,7 +12,7 @@ from transformers import PreTrainedTokenizerBase
 from .config import LynxConfig
 from .media import MediaError, load_image, image_to_pixels, read_video, video_to_pixels
 from .records import BadSample, Record
-from .text import TooLongError, encode_conversation, pad_batch
+from .chat_format import TooLongError, encode_conversation, pad_batch
 
 # %% auto #0
 __all__ = ['LynxDataset', 'Collator']

@@ -11,7 +11,7 @@ import torch
 from .media import image_to_pixels, load_image, read_video, video_to_pixels
 from .config import DECODING, decoding as named_decoding
 from .model import LynxModel
-from .text import encode_conversation
+from .chat_format import encode_conversation
 
 # %% auto #0
 __all__ = ['VIDEO_SUFFIXES', 'CONTROLS', 'media_pixels', 'stream_answer', 'chat_once', 'shapes_examples', 'build_demo',

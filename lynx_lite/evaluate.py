@@ -84,7 +84,7 @@ def generate_answers(
 
 def prompt_is_cut(tokenizer, record: Record, text_cfg) -> bool:
     "Whether the last question of `record` is longer than `text_cfg.max_prompt_tokens` (BOS counted on turn 1)."
-    from lynx_lite.text import prompt_tokens
+    from lynx_lite.chat_format import prompt_tokens
 
     return prompt_tokens(tokenizer, record.turns, text_cfg) > text_cfg.max_prompt_tokens
 

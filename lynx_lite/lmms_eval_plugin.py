@@ -16,7 +16,7 @@ from .demo import VIDEO_SUFFIXES, media_pixels
 from .media import image_to_pixels, sample_indices
 from .model import LynxModel
 from .serialization import load_tokenizer
-from .text import TooLongError, encode_conversation, pad_batch, answer_prefix
+from .chat_format import TooLongError, encode_conversation, pad_batch, answer_prefix
 
 try:  # lmms-eval's registry checks `issubclass(cls, lmms)`: subclass the real one when it is installed ...
     from lmms_eval.api.model import lmms as LMMBase

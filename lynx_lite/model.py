@@ -15,7 +15,7 @@ from .vision import VisionTower
 from .resampler import PerceiverResampler
 from .adapters import add_llm_adapters, hidden_size, NEW_LLM_MODULES
 from .xattn import add_xattn, visual_context
-from .text import encode_batch
+from .chat_format import encode_batch
 from .serialization import PretrainedMixin
 from .llms import resolve_llm
 

@@ -13,7 +13,7 @@ from .config import LynxConfig, get_preset
 from .freeze import part_of
 from .model import LynxModel
 from .serialization import add_pad_token, write_folder
-from .text import TINY_WORDS, tiny_tokenizer
+from .chat_format import TINY_WORDS, tiny_tokenizer
 
 # %% auto #0
 __all__ = ['ORIGINAL_PREFIXES', 'TOWER_RENAMES', 'read_torch_file', 'original_state_dict', 'from_original_name', 'from_original',

@@ -14,7 +14,7 @@ from accelerate.utils import DistributedDataParallelKwargs, GradientAccumulation
 from safetensors.torch import load_file
 from tqdm.auto import tqdm
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
-from .checkpoint import latest_checkpoint, load_checkpoint, rng_state, save_checkpoint
+from .train_state import latest_train_state, load_train_state, rng_state, save_train_state
 from .config import NF4, LynxConfig, apply_overrides, from_registry, get_preset
 from .dataset import Collator, LynxDataset
 from .freeze import freeze_for_stage, part_of
@@ -24,7 +24,7 @@ from .model import LynxModel, configure_tokens
 from .qlora import prepare_qlora, quantization_config
 from .records import SkipLog, load_conversations, load_pairs, load_text_instructions
 from .serialization import add_pad_token, load_tokenizer
-from .text import tiny_tokenizer
+from .chat_format import tiny_tokenizer
 from .vision import FeatureCache
 
 # %% auto #0
@@ -171,8 +171,8 @@ def weights_digest(weights: dict[str, torch.Tensor]) -> str:
 def load_trained(model: torch.nn.Module, path: str | Path) -> int:
     "Copy trained weights from a run folder, checkpoint or saved model into `model`; returns how many tensors."
     path = Path(path).expanduser()
-    if (path / "checkpoints").exists() and latest_checkpoint(path) is not None:
-        path = latest_checkpoint(path)
+    if (path / "checkpoints").exists() and latest_train_state(path) is not None:
+        path = latest_train_state(path)
     for f in (path / "trainable.safetensors", path / "model" / "model.safetensors", path / "model.safetensors"):
         if f.exists():
             weights = load_file(f)
@@ -291,9 +291,9 @@ def train(
     opt = torch.optim.AdamW(param_groups(model, cfg))
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(cfg))
     step, losses, lrs = 0, [], []  # lrs: the learning rate of each optimizer step (new modules' group)
-    ckpt = latest_checkpoint(out) if resume else None
+    ckpt = latest_train_state(out) if resume else None
     if ckpt is not None:
-        weights, state = load_checkpoint(ckpt, opt, rank=acc.process_index)
+        weights, state = load_train_state(ckpt, opt, rank=acc.process_index)
         model.load_state_dict(weights, strict=False)
         sched.load_state_dict(state["scheduler"])
         step, losses, lrs = state["step"], state["losses"], state.get("lrs", [])
@@ -329,7 +329,7 @@ def train(
                 consumed=step * per_step,
                 skipped=dict(skips.counts),
             )
-            save_checkpoint(
+            save_train_state(
                 out, step, trainable_weights(acc.unwrap_model(model)), opt, state, keep=cfg.keep_checkpoints, rng=rngs
             )
         acc.wait_for_everyone()

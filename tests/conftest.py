@@ -9,7 +9,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import json, threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest, torch
-from lynx_lite.text import tiny_tokenizer, encode_batch
+from lynx_lite.chat_format import tiny_tokenizer, encode_batch
 
 
 @pytest.fixture(scope="session")

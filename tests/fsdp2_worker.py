@@ -6,7 +6,7 @@ from safetensors.torch import save_file
 from torch.distributed.fsdp import fully_shard
 from lynx_lite.config import get_preset
 from lynx_lite.model import LynxModel
-from lynx_lite.text import tiny_tokenizer, encode_batch
+from lynx_lite.chat_format import tiny_tokenizer, encode_batch
 from lynx_lite.adapters import decoder_layers
 
 dist.init_process_group("gloo")

@@ -151,7 +151,7 @@ def test_gated_or_unknown_repo_online(monkeypatch, capsys, error_name):
 @pytest.fixture(scope="module")
 def tiny_checkpoint(tmp_path_factory):
     from lynx_lite.model import LynxModel
-    from lynx_lite.text import tiny_tokenizer
+    from lynx_lite.chat_format import tiny_tokenizer
 
     d = tmp_path_factory.mktemp("tiny") / "model"
     LynxModel.from_preset("tiny").save_pretrained(d, tokenizer=tiny_tokenizer())

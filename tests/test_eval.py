@@ -265,7 +265,7 @@ def test_eval_and_score_cli(tmp_path, tok):
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     "(model, tokenizer, saved folder) of a tiny random Lynx."
-    from lynx_lite.text import tiny_tokenizer
+    from lynx_lite.chat_format import tiny_tokenizer
 
     tok = tiny_tokenizer()
     torch.manual_seed(0)

@@ -96,7 +96,7 @@ def test_missing_gguf_package_is_one_line(tmp_path, monkeypatch):
 def test_chat_format_equals_the_whole_rendering(smollm2):
     from transformers import AutoTokenizer
     from lynx_lite.config import TextConfig
-    from lynx_lite.text import encode_conversation
+    from lynx_lite.chat_format import encode_conversation
 
     tok = AutoTokenizer.from_pretrained(smollm2)
     turns = [("What colour is the star?", "yellow"), ("And where is it?", "top left")]

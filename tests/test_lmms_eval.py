@@ -17,7 +17,7 @@ from lynx_lite.lmms_eval_plugin import (
     write_lmms_task,
 )
 from lynx_lite.model import LynxModel, configure_tokens
-from lynx_lite.text import encode_conversation, tiny_tokenizer
+from lynx_lite.chat_format import encode_conversation, tiny_tokenizer
 
 T, S = "shapes", "test"  # task and split names in the fake task_dict
 

@@ -4,7 +4,7 @@ import pytest, torch
 from lynx_lite.config import get_preset
 from lynx_lite.adapters import NEW_LLM_MODULES
 from lynx_lite.model import LynxModel, answer, configure_tokens
-from lynx_lite.text import encode_batch
+from lynx_lite.chat_format import encode_batch
 
 FUSIONS = ["tiny", "tiny-xattn", "tiny-lora"]
 PROMPTS = ["user: what colour is the big circle?\nbot:", "user: how many?\nbot:"]  # the `batch` fixture's, formatted

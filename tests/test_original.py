@@ -18,7 +18,7 @@ from lynx_lite.original import (
     write_fake_release,
 )
 from lynx_lite.serialization import INDEX_NAME, load_tokenizer
-from lynx_lite.text import encode_batch
+from lynx_lite.chat_format import encode_batch
 
 MAIN = "import sys; from lynx_lite.cli import main; sys.exit(main())"
 KEYS = Path(__file__).parent / "data" / "lynx-original-keys.tsv"

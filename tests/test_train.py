@@ -8,7 +8,7 @@ from safetensors.torch import load_file
 from lynx_lite.config import get_preset
 from lynx_lite.lab.shapes import write_dataset
 from lynx_lite.model import LynxModel
-from lynx_lite.text import encode_batch
+from lynx_lite.chat_format import encode_batch
 from lynx_lite.train import get_recipe, train
 
 # the command line through this interpreter: nothing depends on how pytest was started or on the PATH
@@ -261,7 +261,7 @@ def test_fsdp2_shards_lynx_on_cpu(tmp_path):
     assert shards[0][w].shape == shards[1][w].shape == (64, 64)  # each rank holds half of the weight
 
     # one process, the same 10 steps: the mean of the two ranks' losses (FSDP averages the ranks' gradients)
-    from lynx_lite.text import tiny_tokenizer
+    from lynx_lite.chat_format import tiny_tokenizer
 
     torch.manual_seed(0)
     m = LynxModel(get_preset("tiny")).train()

@@ -246,7 +246,7 @@ def language_correct(answer_text: str, references: list[str]) -> bool:
 
 def llm_answers(llm, tokenizer, questions: list[str], text_cfg, max_new_tokens: int = 32, batch_size: int = 16):
     "Greedy answers of a causal LM alone (no Lynx) to text-only `questions`, prompted in `text_cfg`'s format."
-    from lynx_lite.text import encode_batch
+    from lynx_lite.chat_format import encode_batch
 
     out, cfg = [], replace(text_cfg, padding_side="left")
     for i in range(0, len(questions), batch_size):

@@ -12,7 +12,7 @@ from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, PreTrained
 from ..config import LLMConfig, TextConfig, VisionConfig
 from ..media import image_to_pixels, load_image
 from ..records import load_conversations, load_pairs, load_text_instructions
-from ..text import encode_conversation, pad_rows
+from ..chat_format import encode_conversation, pad_rows
 
 # %% auto #0
 __all__ = ['Box', 'MeanPoolTextEncoder', 'box_weights', 'pretrain_tower', 'shapes_corpus', 'length_grouped_batches',

@@ -12,7 +12,7 @@ from ..evaluate import evaluate, heldout_accuracy
 from ..metrics import score_mme, wilson_interval
 from ..model import LynxModel
 from ..serialization import load_tokenizer
-from ..text import tiny_tokenizer
+from ..chat_format import tiny_tokenizer
 from ..train import get_recipe, train
 from .pretrain import pretrain_llm, pretrain_tower, shapes_corpus
 from .shapes import caption_negative, caption_regions, prepare_world
