@@ -45,6 +45,7 @@ def main():
     ap.add_argument("--batch", type=int, default=16)
     a = ap.parse_args()
     from lynx_lite.config import get_preset
+    import lynx_lite.lab.quickstart  # noqa: F401  (registers the `quickstart` preset)
     from lynx_lite.freeze import freeze_for_stage
     from lynx_lite.model import LynxModel
     from lynx_lite.chat_format import encode_batch, tiny_tokenizer

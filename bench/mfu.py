@@ -23,6 +23,7 @@ def main():
     ap.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
     a = ap.parse_args()
     from lynx_lite.config import get_preset
+    import lynx_lite.lab.quickstart  # noqa: F401  (registers the `quickstart` preset)
     from lynx_lite.freeze import freeze_for_stage
     from lynx_lite.model import LynxModel
 

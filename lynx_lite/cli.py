@@ -4,17 +4,13 @@
 
 # %% ../nbs/40_cli.ipynb #a000187c
 from __future__ import annotations
-import argparse, errno, json, os, re, sys, traceback
-from contextlib import contextmanager
-from dataclasses import replace
+import argparse, json, os, sys, traceback
 from pathlib import Path
 import yaml
-from .llms import LLMS  # the standard library only: cheap at start-up
+from .errors import explain, loading  # the standard library only: cheap at start-up
 
 # %% auto #0
-__all__ = ['KNOWN_MODELS', 'parameter_counts', 'parse_overrides', 'models_to_load', 'describe_model', 'preflight', 'check_4bit',
-           'load_for_inference', 'add_inference_options', 'check_port', 'loading', 'check_loadable', 'explain',
-           'build_parser', 'main']
+__all__ = ['parameter_counts', 'parse_overrides', 'add_inference_options', 'build_parser', 'main']
 
 # %% ../nbs/40_cli.ipynb #a0d97e1e
 def parameter_counts(preset: str, stage: int = 1) -> dict:
@@ -23,6 +19,7 @@ def parameter_counts(preset: str, stage: int = 1) -> dict:
     from lynx_lite.config import get_preset
     from lynx_lite.freeze import freeze_for_stage
     from lynx_lite.model import LynxModel
+    import lynx_lite.lab.quickstart  # noqa: F401  (registers the lab's `quickstart` preset beside the core's)
 
     with torch.device("meta"):
         model = LynxModel(get_preset(preset), pretrained=False)
@@ -43,6 +40,7 @@ def _cmd_params(args) -> None:
 
 def _cmd_presets(args) -> None:
     from lynx_lite.config import list_presets
+    import lynx_lite.lab.quickstart  # noqa: F401  (the lab's preset too)
 
     print("\n".join(list_presets()))
 
@@ -52,7 +50,7 @@ def _cmd_convert_original(args) -> None:
 
     with loading(args.llm):
         out = convert_original(args.lynx, args.llm, args.out, args.eva, args.preset, args.dtype, args.max_shard_size)
-    print(f'wrote {out}; try: lynx-lite chat --checkpoint {out} --image IMAGE "what is in the image?"')
+    print(f'wrote {out}; try: lynx-lite chat --model {out} --image IMAGE "what is in the image?"')
 
 
 def _add_model_commands(sub) -> None:
@@ -106,25 +104,6 @@ def _add_llm_commands(sub) -> None:
     s.add_argument("--force", action="store_true", help="fetch again even when cached")
     s.set_defaults(func=_cmd_llm)
 
-# %% ../nbs/40_cli.ipynb #3d4e5f60
-def _cmd_shapes(args) -> None:
-    from lynx_lite.lab.shapes import write_dataset
-
-    summary = write_dataset(args.out, args.images, args.videos, args.seed, args.size, args.frames, args.prompts)
-    print(json.dumps(summary, indent=2))
-
-
-def _add_data_commands(sub) -> None:
-    s = sub.add_parser("shapes", help="write the synthetic shapes world (images, videos, annotations in real formats)")
-    s.add_argument("out", help="output folder")
-    s.add_argument("--images", type=int, default=1000, help="number of images")
-    s.add_argument("--videos", type=int, default=100, help="number of videos")
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--size", type=int, default=64, help="image side in pixels")
-    s.add_argument("--frames", type=int, default=8, help="frames per video")
-    s.add_argument("--prompts", choices=("diverse", "single"), default="diverse", help="instruction templates")
-    s.set_defaults(func=_cmd_shapes)
-
 # %% ../nbs/40_cli.ipynb #5f607182
 def parse_overrides(items: list[str]) -> dict:
     "`key=value` strings -> {key: value}, values parsed as YAML (numbers, booleans, lists, dicts)."
@@ -137,74 +116,8 @@ def parse_overrides(items: list[str]) -> dict:
     return out
 
 
-KNOWN_MODELS = {  # hub id -> (name, parameters of the part lynx_lite loads): the sizes `preflight` prints
-    "lmsys/vicuna-7b-v1.1": ("Vicuna-7B", 6_738_415_616),
-    "openai/clip-vit-large-patch14-336": ("CLIP ViT-L/14-336", 303_507_456),  # the vision tower only
-}
-for _name, _known in LLMS.items():  # the named LLMs' sizes live in their registry, by short name and by hub id
-    KNOWN_MODELS[_name] = KNOWN_MODELS[_known.hub_id] = (_known.title, _known.parameters)
-_DTYPES = {"float32": ("fp32", 4), "float16": ("fp16", 2), "bfloat16": ("bf16", 2), "4-bit": ("4-bit", 0.5)}
-_PARTS = {"llm": "LLM", "vision": "vision tower", "tokenizer": "tokenizer"}
-
-
-def models_to_load(cfg) -> list[dict]:
-    "The pretrained models (hub ids or folders) `train(cfg)` loads: [{part, name, dtype}], the LLM first."
-    from lynx_lite.config import get_preset, list_presets
-    from lynx_lite.serialization import read_config
-
-    folder = Path(cfg.model).expanduser()
-    if folder.is_dir():
-        model_cfg, meta = read_config(folder)
-        parts = ("llm", "vision") if meta["trainable_only"] else ()  # a full save holds every weight
-    elif cfg.model not in list_presets() and ("/" in cfg.model or os.sep in cfg.model):
-        raise FileNotFoundError(f"model={cfg.model}: no such folder: pass a preset name or a save_pretrained folder")
-    else:
-        model_cfg, parts = get_preset(cfg.model, **cfg.model_overrides), ("llm", "vision")
-    out = [
-        dict(part=p, name=getattr(model_cfg, p).name_or_path, dtype=getattr(model_cfg, p).dtype)
-        for p in parts
-        if getattr(model_cfg, p).name_or_path
-    ]
-    for m in out:
-        if m["part"] == "llm" and (cfg.quantization or {}).get("load_in_4bit"):
-            m["dtype"] = "4-bit"
-    if cfg.tokenizer and cfg.tokenizer not in [m["name"] for m in out]:
-        out.append(dict(part="tokenizer", name=cfg.tokenizer, dtype=None))
-    return out
-
-
-def describe_model(m: dict) -> str:
-    "'Vicuna-7B LLM (lmsys/vicuna-7b-v1.1, ~13.5 GB in bf16)' for a known hub id, else 'LLM some/id'."
-    part = _PARTS[m["part"]]
-    if m["name"] not in KNOWN_MODELS or m["dtype"] not in _DTYPES:
-        return f"{part} {m['name']}"
-    (title, n), (short, nbytes) = KNOWN_MODELS[m["name"]], _DTYPES[m["dtype"]]
-    return f"{title} {part} ({m['name']}, ~{n * nbytes / 1e9:.1f} GB in {short})"
-
-
-def preflight(cfg, run: str | None = None) -> None:
-    "Say which pretrained models `cfg` loads, then fail in seconds, in one line, on anything a run would miss later."
-    from lynx_lite.train import data_path
-
-    models = models_to_load(cfg)
-    if models:
-        print(f"{run or 'this run'} loads {' and '.join(describe_model(m) for m in models)}", flush=True)
-    for m in models:
-        check_loadable(m["name"], "tokenizer_config.json" if m["part"] == "tokenizer" else "config.json")
-    if cfg.init_from and not Path(cfg.init_from).expanduser().exists():
-        raise FileNotFoundError(
-            f"init_from={cfg.init_from}: no such folder: train the stage it starts from first, or pass init_from=PATH"
-        )
-    for s in cfg.sources:
-        f = data_path(cfg.data_dir, s.get("path", ""))
-        if s.get("path") and not f.exists():
-            raise FileNotFoundError(
-                f"{f}: no such file (data source {s.get('name')!r}): put the data there, or pass data_dir=FOLDER"
-            )
-
-
 def _cmd_train(args) -> None:
-    from lynx_lite.train import TrainConfig, get_recipe, train
+    from lynx_lite.train import TrainConfig, get_recipe, preflight, train
 
     if bool(args.config) == bool(args.recipe):
         raise ValueError("give exactly one of --config FILE or --recipe NAME")
@@ -254,73 +167,18 @@ def _add_train_commands(sub) -> None:
     s.set_defaults(func=_cmd_launch_files)
 
 # %% ../nbs/40_cli.ipynb #8293a4b5
-def check_4bit() -> None:
-    "A one-line error now if 4-bit loading cannot work here (bitsandbytes missing or without a backend)."
-    try:
-        import bitsandbytes  # noqa: F401
-
-        from transformers.utils import is_bitsandbytes_available
-
-        ok, why = is_bitsandbytes_available(), "transformers finds no usable backend"
-    except Exception as e:  # its import fails where it has no backend
-        ok, why = False, f"{type(e).__name__}: {e}"
-    if not ok:
-        raise ValueError(
-            f"--load-in-4bit needs bitsandbytes with a backend for this machine ({why}): pip install bitsandbytes "
-            "(a CUDA GPU, or a CPU with bitsandbytes >= 0.45), or drop --load-in-4bit and pass --dtype bfloat16"
-        )
-
-
-def load_for_inference(
-    checkpoint: str | None, dtype: str | None = None, load_in_4bit: bool = False, device: str | None = None
-):
-    """(model in eval mode on `device`, tokenizer) from a folder or hub id written by `save_pretrained` or
-    `convert-original`; `dtype` for every part, or the LLM in 4-bit nf4 and the rest in `dtype` (bfloat16)."""
+def _load(args, model: str | None = None):
+    "`lynx_lite.load` of `model` (default --model) with --dtype, --load-in-4bit, --device; seeds --seed."
     import torch
-    from lynx_lite.model import LynxModel, configure_tokens
-    from lynx_lite.adapters import NEW_LLM_MODULES
-    from lynx_lite.serialization import load_tokenizer
+    from lynx_lite.loading import load
 
-    if not checkpoint:
+    if not (model or args.model):
         raise ValueError(
-            "pass --checkpoint PATH_OR_HUB_ID, e.g. runs/tiny-stage2/model after "
+            "pass --model PATH_OR_HUB_ID, e.g. runs/tiny-stage2/model after "
             "`lynx-lite train --recipe tiny-cpu-stage1` and `lynx-lite train --recipe tiny-cpu-stage2`"
         )
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    kwargs = {}
-    if load_in_4bit:
-        check_4bit()
-        from lynx_lite.config import NF4
-        from lynx_lite.qlora import quantization_config
-
-        dtype = dtype or "bfloat16"
-        kwargs = dict(
-            quantization_config=quantization_config({**NF4, "bnb_4bit_compute_dtype": dtype}), device_map={"": device}
-        )
-    with loading(checkpoint):  # a failure names the checkpoint (see `explain`)
-        model, tok = LynxModel.from_pretrained(checkpoint, dtype=dtype, **kwargs), load_tokenizer(checkpoint)
-    if load_in_4bit and not getattr(model.llm, "is_loaded_in_4bit", False):
-        raise ValueError(
-            f"{checkpoint} stores its LLM's weights (a full save), so --load-in-4bit cannot load it in 4-bit: pass a "
-            "converted release or a trainable-only save (its LLM referenced by name_or_path), or drop --load-in-4bit"
-        )
-    if load_in_4bit:  # the LLM is placed by its loader; the rest follows it
-        model.vision.to(device), model.resampler.to(device)
-        for name, module in model.llm.named_modules():
-            if name.rsplit(".", 1)[-1].startswith(NEW_LLM_MODULES):
-                module.to(device)
-    else:
-        model.to(device)
-    configure_tokens(model, tok)
-    return model.eval(), tok
-
-
-def _load(args, checkpoint: str | None = None):
-    "load_for_inference of `checkpoint` (default --checkpoint) with --dtype, --load-in-4bit, --device; seeds --seed."
-    import torch
-
     torch.manual_seed(args.seed)
-    return load_for_inference(checkpoint or args.checkpoint, args.dtype, args.load_in_4bit, args.device)
+    return load(model or args.model, args.dtype, args.load_in_4bit, args.device)
 
 
 def _generation(args) -> dict:
@@ -332,7 +190,7 @@ def _generation(args) -> dict:
 
 def add_inference_options(s) -> None:
     "--dtype, --load-in-4bit, --device, --decoding, --seed, --generate (chat, eval, demo)."
-    s.add_argument("--dtype", choices=("float32", "bfloat16", "float16"), help="precision (default: the checkpoint's)")
+    s.add_argument("--dtype", choices=("float32", "bfloat16", "float16"), help="precision (default: the saved model's)")
     s.add_argument(
         "--load-in-4bit",
         action="store_true",
@@ -389,7 +247,7 @@ def _cmd_eval(args) -> None:
             batch_size=args.batch_size,
             judge=judge,
             limit=args.limit,
-            model_name=str(args.checkpoint),
+            model_name=str(args.model),
             max_prompt_tokens=args.max_prompt_tokens,
             circular=not args.no_circular,
             media_root=args.media_root,
@@ -430,11 +288,7 @@ def _add_eval_commands(sub) -> None:
     from lynx_lite.evaluate import BENCHES  # evaluate imports torch only when it runs a model
 
     s = sub.add_parser("eval", help="evaluate a saved model on benchmarks, by their own protocols")
-    s.add_argument(
-        "--checkpoint",
-        required=True,
-        help="a folder (or hub id) written by save_pretrained, e.g. runs/tiny-stage2/model",
-    )
+    s.add_argument("--model", required=True, help="a folder (or hub id) save_pretrained wrote, e.g. runs/x/model")
     s.add_argument(
         "--bench",
         required=True,
@@ -521,17 +375,6 @@ def _add_eval_commands(sub) -> None:
     s.set_defaults(func=_cmd_report)
 
 # %% ../nbs/40_cli.ipynb #a4b5c6d7
-def _quickstart_config(smoke: bool, out: str | None, llm: str | None = None):
-    """The quickstart's config (the seconds-long `SMOKE` one with --smoke), in `out` when given; with `llm`, a
-    pretrained LLM in place of the stand-in, on its own budget (a few steps with --smoke)."""
-    from lynx_lite.lab.quickstart import SMOKE, QuickstartConfig, pretrained_llm_config
-
-    cfg = SMOKE if smoke else QuickstartConfig()
-    if llm:
-        cfg = replace(SMOKE, llm=llm) if smoke else pretrained_llm_config(llm)
-    return replace(cfg, **({"out": out} if out else {}))
-
-
 def _cmd_chat(args) -> None:
     from lynx_lite.demo import chat_once
 
@@ -541,40 +384,22 @@ def _cmd_chat(args) -> None:
     print(chat_once(model, tok, args.question, args.video or args.image, **_generation(args)))
 
 
-def check_port(host: str, port: int) -> None:
-    "A one-line error now if nothing can listen on host:port (the demo would find out only after loading the model)."
-    import socket
-
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as servers do: a port in TIME_WAIT is free
-        try:
-            s.bind((host, port))
-        except OSError as e:
-            if e.errno == errno.EADDRINUSE:
-                raise ValueError(f"port {port} on {host} is in use: pass --port with a free port") from e
-            raise ValueError(f"cannot listen on {host}:{port} ({e}): pass --host with this machine's address") from e
-
-
 def _cmd_demo(args) -> None:
+    from lynx_lite.demo import build_demo, check_port, launch_demo
+
     if args.port:
         check_port(args.host, args.port)
-    import tempfile
-    from lynx_lite.demo import build_demo, launch_demo, shapes_examples
-    from lynx_lite.lab.quickstart import quickstart
-    from lynx_lite.lab.shapes import write_dataset
-
-    if args.checkpoint:
+    examples = ()
+    if args.model:
         model, tok = _load(args)
-        folder = Path(tempfile.mkdtemp(prefix="lynx_lite_examples_"))
-        write_dataset(folder, 4, 2, size=model.config.vision.image_size, progress=False)
-    else:  # the quickstart model, trained first where it is missing (finished steps are reused)
-        qc = _quickstart_config(args.smoke, args.quickstart_dir, args.llm)
-        out = Path(quickstart(qc, progress=True)["out"])
-        model, tok = _load(args, str(out / "model"))
-        folder = Path(qc.out).expanduser() / "data" / "heldout"
+    else:  # the lab's quickstart model, trained first where it is missing, with its held-out examples
+        from lynx_lite.lab.commands import quickstart_demo
+
+        folder, examples = quickstart_demo(args.smoke, args.quickstart_dir, args.llm)
+        model, tok = _load(args, str(folder))
     print(f"serving on http://{args.host}:{args.port or 7860}", flush=True)
     launch_demo(
-        build_demo(model, tok, examples=shapes_examples(folder), decoding=args.decoding),
+        build_demo(model, tok, examples=examples, decoding=args.decoding),
         host=args.host,
         port=args.port,
         concurrency=args.concurrency,
@@ -584,28 +409,17 @@ def _cmd_demo(args) -> None:
 
 def _add_chat_commands(sub) -> None:
     s = sub.add_parser("chat", help="one answer about an image or a video")
-    s.add_argument("--checkpoint", help="a folder or hub id written by save_pretrained")
+    s.add_argument("--model", help="a folder or hub id written by save_pretrained")
     s.add_argument("--image")
     s.add_argument("--video")
     add_inference_options(s)
     s.add_argument("question")
     s.set_defaults(func=_cmd_chat)
     s = sub.add_parser("demo", help="serve a Gradio chat app (one process)")
-    s.add_argument(
-        "--checkpoint",
-        help="a folder or hub id written by save_pretrained (default: the quickstart model, trained first if absent)",
-    )
-    s.add_argument(
-        "--quickstart-dir", help="the quickstart folder to serve or train (default ~/.cache/lynx_lite/quickstart)"
-    )
-    s.add_argument(
-        "--smoke",
-        action="store_true",
-        help="without --checkpoint: serve the seconds-long smoke quickstart (a check, not a model)",
-    )
-    s.add_argument(
-        "--llm", help="without --checkpoint: the quickstart with this pretrained LLM (e.g. smollm2-135m-instruct)"
-    )
+    s.add_argument("--model", help="a folder or hub id save_pretrained wrote (default: the lab's quickstart model)")
+    s.add_argument("--quickstart-dir", help="without --model: the quickstart folder (~/.cache/lynx_lite/quickstart)")
+    s.add_argument("--smoke", action="store_true", help="without --model: the seconds-long smoke quickstart")
+    s.add_argument("--llm", help="without --model: the quickstart with this pretrained LLM (smollm2-135m-instruct)")
     s.add_argument("--host", default="127.0.0.1", help="bind address (127.0.0.1: this machine only)")
     s.add_argument("--port", type=int)
     s.add_argument("--concurrency", type=int, default=4, help="requests served at once; the rest wait in the queue")
@@ -613,245 +427,6 @@ def _add_chat_commands(sub) -> None:
     add_inference_options(s)
     s.set_defaults(func=_cmd_demo)
 
-# %% ../nbs/40_cli.ipynb #c6d7e8f9
-def _cmd_quickstart(args) -> None:
-    from lynx_lite.lab.quickstart import format_summary, quickstart
-
-    s = quickstart(_quickstart_config(args.smoke, args.out, args.llm))
-    print(format_summary(s))
-    print(f"{s['minutes']:.1f} min; model in {Path(s['out']) / 'model'}")
-
-
-def _cmd_ablate(args) -> None:
-    from lynx_lite.lab.ablate import ABLATIONS, ablate, format_table
-
-    unknown = set(args.studies or ()) - set(ABLATIONS)
-    if unknown:
-        raise ValueError(f"unknown studies {sorted(unknown)}; studies: {', '.join(ABLATIONS)}")
-    budget = dict(stage1_steps=args.stage1_steps, stage2_steps=args.stage2_steps)
-    if args.smoke:
-        budget = dict(stage1_steps=2, stage2_steps=2, eval_limit=8)
-    rows = ablate(
-        args.out,
-        {k: ABLATIONS[k] for k in (args.studies or ABLATIONS)},
-        tuple(args.seeds),
-        _quickstart_config(args.smoke, args.quickstart_dir),
-        **budget,
-    )
-    print(format_table(rows))
-    print(f"results in {Path(args.out).expanduser() / 'ablations.json'}")
-
-
-def _cmd_language(args) -> None:
-    from lynx_lite.lab.ablate import language_ability, language_table
-
-    print(language_table(language_ability(_quickstart_config(args.smoke, args.out, args.llm))))
-
-
-def _add_lab_commands(sub) -> None:
-    s = sub.add_parser("quickstart", help="the whole recipe offline on CPU: data, stand-ins, stage 1, stage 2, eval")
-    s.add_argument("--out", help="folder (default ~/.cache/lynx_lite/quickstart); finished steps are reused")
-    s.add_argument("--llm", help="a pretrained LLM instead of the stand-in, e.g. smollm2-135m-instruct (OUT/<llm>)")
-    s.add_argument("--smoke", action="store_true", help="a seconds-long run that checks the plumbing")
-    s.set_defaults(func=_cmd_quickstart)
-    s = sub.add_parser("language", help="text-only questions: the LLM alone vs Lynx with and without text-only data")
-    s.add_argument("--llm", default="smollm2-135m-instruct", help="the pretrained LLM (default smollm2-135m-instruct)")
-    s.add_argument("--out", help="the quickstart folder (default ~/.cache/lynx_lite/quickstart)")
-    s.add_argument("--smoke", action="store_true", help="a seconds-long run that checks the plumbing")
-    s.set_defaults(func=_cmd_language)
-    s = sub.add_parser(
-        "ablate", help="rerun the paper's ablations on the shapes world (several seeds; finished runs are reused)"
-    )
-    s.add_argument(
-        "--out", default="~/.cache/lynx_lite/ablations", help="results folder (ablations.json and one folder per run)"
-    )
-    s.add_argument("--studies", nargs="+", help="a subset of: fusion, prompts, resolution, tuning, 'text-only data'")
-    s.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
-    s.add_argument("--stage1-steps", type=int, default=300)
-    s.add_argument("--stage2-steps", type=int, default=800)
-    s.add_argument(
-        "--quickstart-dir",
-        help="where the quickstart's world and stand-ins are (default ~/.cache/lynx_lite/quickstart)",
-    )
-    s.add_argument(
-        "--smoke", action="store_true", help="a seconds-long run on the smoke quickstart (a check, not a result)"
-    )
-    s.set_defaults(func=_cmd_ablate)
-
-# %% ../nbs/40_cli.ipynb #8c8bd322
-@contextmanager
-def loading(name):
-    "Mark an exception raised inside as raised while loading `name` (a folder or hub id): `explain` names it."
-    try:
-        yield
-    except Exception as e:
-        if not hasattr(e, "lynx_lite_loading"):  # the innermost mark wins
-            e.lynx_lite_loading = str(name)
-        raise
-
-
-def _offline() -> str | None:
-    "The variable that turned the hub off, or None."
-    from huggingface_hub import constants
-
-    if constants.HF_HUB_OFFLINE:
-        return "HF_HUB_OFFLINE=1"
-    if os.environ.get("TRANSFORMERS_OFFLINE", "").upper() in ("1", "ON", "YES", "TRUE"):
-        return "TRANSFORMERS_OFFLINE=1"
-    return None
-
-
-def check_loadable(name: str, file: str = "config.json") -> None:
-    "Fail now if `name` cannot load: a folder needs `file`; a hub id must be in the hub cache or, online, visible."
-    from huggingface_hub import auth_check, try_to_load_from_cache
-    from huggingface_hub.errors import HFValidationError, LocalEntryNotFoundError
-    from huggingface_hub.utils import validate_repo_id
-
-    from lynx_lite.llms import LLMS
-
-    if name in LLMS:
-        return  # a short name: fetched into the cache on first use (`lynx-lite llm get`)
-    with loading(name):
-        p = Path(name).expanduser()
-        if p.is_dir():
-            if not (p / file).exists():
-                raise FileNotFoundError(
-                    f"{p} has no {file}: pass the folder that holds the model's files, or its hub id"
-                )
-            return
-        try:
-            validate_repo_id(name)
-        except HFValidationError:
-            raise FileNotFoundError(f"{name}: no such folder (and not a hub id): check the path") from None
-        if isinstance(try_to_load_from_cache(name, file), str):
-            return
-        if _offline():
-            raise LocalEntryNotFoundError(f"{name}: {file} is not in the hub cache")
-        auth_check(name)  # RepositoryNotFoundError, GatedRepoError, or a connection error
-
-
-_LOADER_ARGS = ("pretrained_model_name_or_path", "path_or_repo_id", "repo_id", "path_or_id")
-_NETWORK_MODULES = ("httpx", "httpx2", "httpcore", "requests", "urllib3")
-_FETCH = "download it on a machine with network access and pass the folder"
-_LINES = {
-    "gated": "{label} is gated and this account has no access: accept its terms at https://huggingface.co/{id}, "
-    "then log in with `hf auth login` (or set HF_TOKEN)",
-    "no-repo": "{label} is neither a folder here nor a hub repository this account can see: check the name, "
-    "or log in with `hf auth login` if it is private",
-    "offline": "{label} is neither a folder here nor in the hub cache ({cache}), and offline mode is on ({flag}): "
-    + _FETCH
-    + ", or set HF_HOME to a cache that holds it",
-    "network": "{label} is neither a folder here nor in the hub cache ({cache}), and the hub cannot be reached: "
-    "check the network, or " + _FETCH,
-    "no-folder": "{label}: no such folder (and not a hub id): check the path",
-    "no-files": "{label} lacks the model's files ({detail}): pass the folder that holds its config.json and weights, "
-    "or its hub id",
-    "http": "{label}: the hub answered {detail}: try again later, or " + _FETCH,
-}
-_PATTERNS = (  # transformers' OSError messages, when the hub's error is not in the chain
-    ("gated repo", "gated"),
-    ("is not a valid model identifier", "no-repo"),
-    ("couldn't connect to", "unreachable"),
-    (r"does not appear to have|no file named|Can't load the", "no-files"),
-)
-
-
-def _chain(e: BaseException) -> list[BaseException]:
-    "`e` and the exceptions it was raised from, outermost first."
-    out = []
-    while e is not None and all(e is not x for x in out):
-        out.append(e)
-        e = e.__cause__ or (None if e.__suppress_context__ else e.__context__)
-    return out
-
-
-def _subject(chain: list[BaseException]) -> tuple[str | None, str | None]:
-    "(id, label) of what was loading: the innermost loader argument, or what `loading` marked; label names both."
-    inner = next((x.repo_id for x in chain if isinstance(getattr(x, "repo_id", None), str)), None)
-    if inner is None:
-        for x in chain:  # outermost first, each traceback top to bottom: the last match is the innermost
-            tb = x.__traceback__
-            while tb is not None:
-                for k in _LOADER_ARGS:
-                    v = tb.tb_frame.f_locals.get(k)
-                    if isinstance(v, (str, os.PathLike)) and str(v):
-                        inner = str(v)
-                tb = tb.tb_next
-    marked = next((x.lynx_lite_loading for x in chain if hasattr(x, "lynx_lite_loading")), None)
-    name = inner or marked
-    return name, (f"{inner} (for {marked})" if inner and marked and inner != marked else name)
-
-
-def _hub_kind(chain: list[BaseException]) -> tuple[str, BaseException] | None:
-    "('gated' | 'no-repo' | 'unreachable' | 'no-folder' | 'no-files' | 'http', the error) for a failed fetch."
-    hub = sys.modules.get("huggingface_hub.errors")  # not imported: no hub error can have happened
-    classes = ()
-    if hub is not None:  # the order matters: a gated repository is a RepositoryNotFoundError, and so on
-        classes = (
-            (hub.GatedRepoError, "gated"),
-            (hub.RepositoryNotFoundError, "no-repo"),
-            (hub.OfflineModeIsEnabled, "unreachable"),
-            (hub.LocalEntryNotFoundError, "unreachable"),
-            (hub.HFValidationError, "no-folder"),
-            (hub.RemoteEntryNotFoundError, "no-files"),
-            (hub.HfHubHTTPError, "http"),
-        )
-    for x in chain:
-        kind = next((k for cls, k in classes if isinstance(x, cls)), None)
-        if kind is None and type(x).__module__.split(".")[0] in _NETWORK_MODULES:
-            kind = "unreachable"
-        if kind:
-            return kind, x
-    if isinstance(chain[0], OSError):
-        return next(((k, chain[0]) for p, k in _PATTERNS if re.search(p, str(chain[0]))), None)
-    return None
-
-
-def _is_oom(e: BaseException) -> bool:
-    msg = str(e)
-    return (
-        isinstance(e, MemoryError)
-        or type(e).__name__ == "OutOfMemoryError"  # torch.OutOfMemoryError (CUDA, MPS), without importing torch
-        or (isinstance(e, RuntimeError) and ("out of memory" in msg or "can't allocate memory" in msg))
-    )
-
-
-def explain(error: BaseException) -> str | None:
-    "One line (what, cause, fix) for a failure a user can meet and fix; None for anything else (a bug)."
-    chain = _chain(error)
-    name, label = _subject(chain)
-    if _is_oom(error):
-        if label:
-            return (
-                f"out of memory while loading {label}: load it in a smaller dtype (bfloat16), in 4-bit "
-                "(quantization, as in the qlora-1gpu recipe), or on a machine with more memory"
-            )
-        return (
-            "out of memory: use a smaller batch (batch_size=N in train, --batch-size N in eval), "
-            "gradient_checkpointing=true when training, or a machine with more memory"
-        )
-    found = _hub_kind(chain) if isinstance(error, (OSError, ValueError)) else None
-    if found and (name or found[0] != "unreachable"):
-        kind, err = found
-        if kind == "unreachable":
-            kind = "offline" if _offline() else "network"
-        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
-        status = getattr(getattr(err, "response", None), "status_code", None)
-        detail = f"HTTP {status}" if kind == "http" and status else " ".join(first.split()[:16])
-        from huggingface_hub import constants
-
-        return _LINES[kind].format(
-            label=label or "the model", id=name, cache=constants.HF_HUB_CACHE, flag=_offline(), detail=detail
-        )
-    from lynx_lite.llms import LLMFetchError
-
-    if isinstance(error, LLMFetchError):
-        return " ".join(str(error).split())
-    if isinstance(error, PermissionError):
-        return f"{error.filename}: permission denied: choose a folder you can write, or fix its permissions"
-    if isinstance(error, (ValueError, FileNotFoundError, FileExistsError)):
-        return " ".join(str(error).split())  # one line, whatever the message
-    return None
 
 # %% ../nbs/40_cli.ipynb #e8f90a1b
 def build_parser() -> argparse.ArgumentParser:
@@ -861,14 +436,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--debug", action="store_true", help="show the full traceback of every error (also: LYNX_LITE_DEBUG=1)"
     )
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    from lynx_lite.lab.commands import add_lab_commands  # the lab's own: shapes, quickstart, language, ablate
+
     for add in (
         _add_model_commands,
         _add_llm_commands,
-        _add_data_commands,
         _add_train_commands,
         _add_eval_commands,
         _add_chat_commands,
-        _add_lab_commands,
+        add_lab_commands,
     ):
         add(sub)
     return p

@@ -9,8 +9,8 @@ from dataclasses import dataclass, field, asdict, fields
 from typing import Literal
 
 # %% auto #0
-__all__ = ['CLIP_MEAN', 'CLIP_STD', 'PARTS', 'TINY_VOCAB', 'DECODING', 'NF4', 'VisionConfig', 'ResamplerConfig', 'LLMConfig',
-           'AdapterConfig', 'FusionConfig', 'VideoConfig', 'TextConfig', 'apply_overrides', 'LynxConfig',
+__all__ = ['CLIP_MEAN', 'CLIP_STD', 'PARTS', 'BASE_PARTS', 'TINY_VOCAB', 'DECODING', 'NF4', 'VisionConfig', 'ResamplerConfig',
+           'LLMConfig', 'AdapterConfig', 'FusionConfig', 'VideoConfig', 'TextConfig', 'apply_overrides', 'LynxConfig',
            'register_preset', 'list_presets', 'from_registry', 'get_preset', 'decoding']
 
 # %% ../nbs/00_config.ipynb #8d5bf7c1
@@ -122,7 +122,7 @@ class TextConfig:
         ):
             raise ValueError(f"template must contain {{question}} once and end with {{answer}}, got {self.template!r}")
 
-# %% ../nbs/00_config.ipynb #b5efea00
+# %% ../nbs/00_config.ipynb #173f0126
 def apply_overrides(d: dict, overrides: dict, strict: bool = True, name: str = "config") -> dict:
     """Set `{'a.b.c': value}` in the nested dict `d`, in place. Every key must exist; with `strict=False` only the
     top-level one must (deeper keys may be new)."""
@@ -141,7 +141,9 @@ def apply_overrides(d: dict, overrides: dict, strict: bool = True, name: str = "
     return d
 
 
-PARTS = ("vision", "frame_pos", "resampler", "adapters", "llm")
+# %% ../nbs/00_config.ipynb #a8f8700f
+PARTS = ("vision", "frame_pos", "resampler", "adapters", "llm")  # every parameter belongs to one (`07_freeze`)
+BASE_PARTS = ("vision", "llm")  # the pretrained ones: loaded by name, referenced (not stored) by a trainable-only save
 _DEFAULT_TRAINABLE = ["frame_pos", "resampler", "adapters"]
 
 
@@ -211,6 +213,7 @@ _SUB = dict(
     text=TextConfig,
 )
 
+
 # %% ../nbs/00_config.ipynb #bca5fb80
 _PRESETS: dict[str, LynxConfig] = {}
 
@@ -238,7 +241,7 @@ def get_preset(name: str, **overrides) -> LynxConfig:
     "A fresh copy of preset `name`, with optional dotted overrides (see `LynxConfig.replace`)."
     return from_registry(_PRESETS, name, "preset", **overrides)
 
-# %% ../nbs/00_config.ipynb #7e2610d5
+# %% ../nbs/00_config.ipynb #64cbdb9d
 TINY_VOCAB = 512
 
 
@@ -280,6 +283,14 @@ def _tiny() -> LynxConfig:
     )  # 256 positions - 8 queries
 
 
+register_preset("tiny", _tiny())
+register_preset("tiny-xattn", _tiny().replace(**{"fusion.mode": "xattn", "adapters.method": "none"}))
+register_preset(
+    "tiny-lora", _tiny().replace(**{"adapters.method": "lora", "adapters.lora_r": 8, "adapters.lora_alpha": 16})
+)
+
+
+# %% ../nbs/00_config.ipynb #e26c812e
 def _lynx_7b() -> LynxConfig:
     return LynxConfig(
         vision=VisionConfig(
@@ -321,47 +332,10 @@ def _lynx_7b() -> LynxConfig:
     )
 
 
-def _quickstart() -> LynxConfig:
-    "The offline quickstart's model: 64 px images, 8 px patches, a 4-layer tower and LLM of width 128 (minutes on CPU)."
-    return _tiny().replace(
-        **{
-            "vision.image_size": 64,
-            "vision.config": dict(
-                hidden_size=128,
-                intermediate_size=256,
-                num_hidden_layers=4,
-                num_attention_heads=4,
-                image_size=64,
-                patch_size=8,
-            ),
-            "resampler.num_queries": 16,
-            "resampler.heads": 4,
-            "resampler.head_dim": 32,
-            "llm.config": dict(
-                vocab_size=TINY_VOCAB,
-                hidden_size=128,
-                intermediate_size=384,
-                num_hidden_layers=4,
-                num_attention_heads=4,
-                num_key_value_heads=4,
-                max_position_embeddings=256,
-                tie_word_embeddings=False,
-            ),
-            "adapters.bottleneck": 64,
-            "text.max_length": 240,
-        }
-    )
-
-
-register_preset("tiny", _tiny())
-register_preset("quickstart", _quickstart())
-register_preset("tiny-xattn", _tiny().replace(**{"fusion.mode": "xattn", "adapters.method": "none"}))
-register_preset(
-    "tiny-lora", _tiny().replace(**{"adapters.method": "lora", "adapters.lora_r": 8, "adapters.lora_alpha": 16})
-)
 register_preset("lynx-7b", _lynx_7b())
 
 
+# %% ../nbs/00_config.ipynb #cc5450a8
 def _lynx_tiny() -> LynxConfig:
     "`lynx-7b`'s architecture at toy sizes (EVA-style tower, original adapter init, [PAD] added): a fake release."
     return _lynx_7b().replace(
@@ -390,6 +364,7 @@ def _lynx_tiny() -> LynxConfig:
 
 
 register_preset("lynx-tiny", _lynx_tiny())
+
 
 # %% ../nbs/00_config.ipynb #5d1e0c0b
 DECODING: dict[str, dict] = {

@@ -10,6 +10,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Sequence
 from . import __version__
+from .config import DECODING
 from .judges import Judge, RuleJudge
 from lynx_lite.metrics import (
     caption_scores,
@@ -42,7 +43,7 @@ if TYPE_CHECKING:  # torch and the model are imported when a model is run: the c
 
 # %% auto #0
 __all__ = ['BENCHES', 'BENCH_FILES', 'Answerer', 'generate_answers', 'prompt_is_cut', 'Bench', 'find_bench_data', 'uses_judge',
-           'load_choice_file', 'evaluate', 'heldout_accuracy', 'load_results', 'report']
+           'load_choice_file', 'evaluate', 'load_results', 'report']
 
 # %% ../nbs/20_evaluate.ipynb #ea4d7c7e
 def generate_answers(
@@ -68,9 +69,8 @@ def generate_answers(
     )
     collate = Collator(tokenizer.pad_token_id, "left")
     generate_kwargs = {
+        **DECODING["greedy"],
         "max_new_tokens": model.config.text.max_answer_tokens,
-        "do_sample": False,
-        "num_beams": 1,
         "pad_token_id": tokenizer.pad_token_id,
         **generate_kwargs,
     }
@@ -453,12 +453,7 @@ def evaluate(
             max_prompt_tokens=min(max_prompt_tokens or spec.max_prompt_tokens, room),
             truncate_prompt=True,
         )
-        decoding = {
-            "max_new_tokens": model.config.text.max_answer_tokens,
-            "do_sample": False,
-            "num_beams": 1,
-            **generate_kwargs,
-        }
+        decoding = {**DECODING["greedy"], "max_new_tokens": model.config.text.max_answer_tokens, **generate_kwargs}
     elif answer_fn is None:
         raise ValueError("evaluate needs a model (and its tokenizer), or answer_fn")
     ask = _Asker(model, tokenizer, text_cfg, batch_size, progress, generate_kwargs, answer_fn)
@@ -479,38 +474,6 @@ def evaluate(
     )
     (out / "results.json").write_text(json.dumps(results, indent=2, default=str))
     return results
-
-# %% ../nbs/20_evaluate.ipynb #0a9b8c7d
-def heldout_accuracy(
-    model: LynxModel,
-    tokenizer,
-    data: str | Path,
-    out: str | Path,
-    key: str = "task",
-    limit: int | None = None,
-    progress: bool = True,
-    **generate_kwargs,
-) -> dict[str, list[bool]]:
-    "Judged answers {value of `key`: [correct, ...]} on the Open-VQA image and video files of folder `data`."
-    data, out, correct = Path(data), Path(out), {}
-    for bench in ("openvqa", "videoqa"):
-        if not (data / BENCH_FILES[bench]).exists():
-            continue
-        evaluate(
-            model,
-            tokenizer,
-            bench,
-            data,
-            out / bench,
-            limit=limit,
-            progress=progress,
-            model_name="lynx_lite",
-            **generate_kwargs,
-        )
-        values = [obj.get(key, "all") for _, obj in read_jsonl(data / BENCH_FILES[bench])]
-        for value, line in zip(values, (out / bench / f"{bench}_predictions.jsonl").read_text().splitlines()):
-            correct.setdefault(value, []).append(json.loads(line)["correct"])
-    return correct
 
 # %% ../nbs/20_evaluate.ipynb #6bd3f604
 def _acc(m) -> tuple:

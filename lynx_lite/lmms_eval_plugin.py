@@ -12,10 +12,9 @@ from typing import Any, Sequence
 import torch
 from PIL import Image
 from transformers import StoppingCriteria, StoppingCriteriaList
-from .demo import VIDEO_SUFFIXES, media_pixels
-from .media import image_to_pixels, sample_indices
+from .media import VIDEO_SUFFIXES, image_to_pixels, media_pixels, sample_indices
 from .model import LynxModel
-from .serialization import load_tokenizer
+from .loading import load
 from .chat_format import TooLongError, encode_conversation, pad_batch, answer_prefix
 
 try:  # lmms-eval's registry checks `issubclass(cls, lmms)`: subclass the real one when it is installed ...
@@ -80,8 +79,8 @@ def visual_pixels(visuals: Any, model: LynxModel) -> torch.Tensor | None:
         raise ValueError(f"Lynx takes one video per prompt, got {len(visuals)} visuals with {len(videos)} video(s)")
     if len(visuals) == 1:
         v = visuals[0]
-        return media_pixels(model, v) if isinstance(v, (str, Path)) else image_to_pixels(v, model.config.vision)
-    frames = [media_pixels(model, v) if isinstance(v, (str, Path)) else v for v in visuals]
+        return media_pixels(v, model.config) if isinstance(v, (str, Path)) else image_to_pixels(v, model.config.vision)
+    frames = [media_pixels(v, model.config) if isinstance(v, (str, Path)) else v for v in visuals]
     pick = sample_indices(len(frames), model.config.video.num_frames)
     return torch.stack(
         [
@@ -175,11 +174,11 @@ class LynxLite(LMMBase):
         if score not in ("nll", "logprob"):
             raise ValueError(f"score must be 'nll' (lmms-eval's multiple choice) or 'logprob', got {score!r}")
         if model is None:
-            model, tokenizer = LynxModel.from_pretrained(pretrained, dtype=dtype), load_tokenizer(pretrained)
+            model, tokenizer = load(pretrained, dtype=dtype, device=device)  # placed by the loader
         if tokenizer is None or tokenizer.pad_token_id is None:
             raise ValueError("a tokenizer with a pad token is needed (save_pretrained(folder, tokenizer=...))")
-        if device is not None or pretrained is not None:
-            model = model.to(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        elif device is not None:
+            model = model.to(device)
         self._model, self._tokenizer = model.eval(), tokenizer
         self._batch_size, self.score = int(batch_size), score
         self.text_cfg = model.config.text

@@ -7,11 +7,11 @@ from __future__ import annotations
 from pathlib import Path
 import numpy as np, torch
 from PIL import Image, UnidentifiedImageError
-from .config import VisionConfig
+from .config import LynxConfig, VisionConfig
 
 # %% auto #0
-__all__ = ['MAX_IMAGE_PIXELS', 'MediaError', 'to_rgb', 'load_image', 'resize_crop', 'normalize', 'image_to_pixels',
-           'sample_indices', 'video_backend', 'read_video', 'video_to_pixels']
+__all__ = ['MAX_IMAGE_PIXELS', 'VIDEO_SUFFIXES', 'MediaError', 'to_rgb', 'load_image', 'resize_crop', 'normalize',
+           'image_to_pixels', 'sample_indices', 'video_backend', 'read_video', 'video_to_pixels', 'media_pixels']
 
 # %% ../nbs/11_media.ipynb #32c99a1c
 class MediaError(ValueError):
@@ -106,7 +106,7 @@ def sample_indices(n: int, num_frames: int) -> np.ndarray:
         raise ValueError("a video needs at least one frame")
     return np.minimum(((np.arange(num_frames) + 0.5) * n / num_frames).astype(np.int64), n - 1)
 
-
+# %% ../nbs/11_media.ipynb #4d33dbf0
 def _has_no_frames(path: Path) -> bool:
     "True if the file opens (PyAV) but holds no video stream, or a video stream without a frame."
     import av
@@ -138,7 +138,7 @@ def _decord_frames(path: Path, num_frames: int) -> np.ndarray:
             "corrupt_video", path, f"decoding failed ({str(e).splitlines()[0][:120]}); the file may be truncated"
         ) from e
 
-
+# %% ../nbs/11_media.ipynb #10c54035
 def _pyav_frames(path: Path, num_frames: int) -> np.ndarray:
     import av
 
@@ -153,7 +153,7 @@ def _pyav_frames(path: Path, num_frames: int) -> np.ndarray:
         raise MediaError("empty_video", path, "the video has no frames")
     return np.stack([frames[i] for i in sample_indices(len(frames), num_frames)])
 
-
+# %% ../nbs/11_media.ipynb #98cf1618
 def video_backend() -> str:
     "'decord' when installed, else 'pyav'."
     try:
@@ -178,3 +178,16 @@ def read_video(path: str | Path, num_frames: int = 5, backend: str | None = None
 def video_to_pixels(frames: np.ndarray, vision_cfg: VisionConfig) -> torch.Tensor:
     "uint8 frames (T, H, W, 3) -> (T, 3, S, S) pixels for the tower of `vision_cfg`."
     return torch.stack([image_to_pixels(Image.fromarray(f), vision_cfg) for f in frames])
+
+# %% ../nbs/11_media.ipynb #c07ce73f
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm")
+
+
+def media_pixels(path: str | Path | None, config: LynxConfig) -> torch.Tensor | None:
+    "Pixels of an image (3,S,S) or a video (T,3,S,S) file for a model of `config` (T its `video.num_frames`), or None."
+    if not path:
+        return None
+    path = Path(path)
+    if path.suffix.lower() in VIDEO_SUFFIXES:
+        return video_to_pixels(read_video(path, config.video.num_frames), config.vision)
+    return image_to_pixels(load_image(path), config.vision)

@@ -5,23 +5,14 @@
 # %% ../nbs/17_qlora.ipynb #afc4d1a0
 from __future__ import annotations
 from pathlib import Path
-import torch, torch.nn as nn
-from transformers import BitsAndBytesConfig
+import torch.nn as nn
 from .model import LynxModel
-from .serialization import load_tokenizer
+from .loading import load
 
 # %% auto #0
-__all__ = ['quantization_config', 'prepare_qlora', 'merge_lora', 'export_merged']
+__all__ = ['prepare_qlora', 'merge_lora', 'export_merged']
 
 # %% ../nbs/17_qlora.ipynb #1e2f3a4b
-def quantization_config(spec: dict) -> BitsAndBytesConfig:
-    "`BitsAndBytesConfig` from plain values, e.g. `{'load_in_4bit': True, 'bnb_4bit_compute_dtype': 'bfloat16'}`."
-    spec = dict(spec)
-    if isinstance(spec.get("bnb_4bit_compute_dtype"), str):
-        spec["bnb_4bit_compute_dtype"] = getattr(torch, spec["bnb_4bit_compute_dtype"])
-    return BitsAndBytesConfig(**spec)
-
-
 def prepare_qlora(model: LynxModel) -> LynxModel:
     "Norms of a 4/8-bit LLM to fp32, its base frozen (peft's `prepare_model_for_kbit_training`); others unchanged."
     if getattr(model.llm, "is_loaded_in_4bit", False) or getattr(model.llm, "is_loaded_in_8bit", False):
@@ -47,18 +38,13 @@ def merge_lora(model: nn.Module) -> nn.Module:
 
 def export_merged(src: str | Path, out: str | Path) -> Path:
     "Reload a lynx_lite LoRA model in full precision, merge LoRA, save it (and its LLM as a plain HF model) to `out`."
-    model = LynxModel.from_pretrained(src)
+    model, tok = load(src, device="cpu")
     if model.config.adapters.method != "lora":
         raise ValueError(f"{src} has adapters.method={model.config.adapters.method!r}, not 'lora': nothing to merge")
     merge_lora(model)
     model.config.adapters.method = "none"
     out = Path(out)
-    try:
-        tok = load_tokenizer(src)
-    except (FileNotFoundError, OSError):
-        tok = None
     model.save_pretrained(out, tokenizer=tok)
     model.llm.save_pretrained(out / "llm")
-    if tok is not None:
-        tok.save_pretrained(out / "llm")
+    tok.save_pretrained(out / "llm")
     return out

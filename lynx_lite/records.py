@@ -79,7 +79,7 @@ class Record:
     def modality(self) -> str:
         return "video" if self.video else "image" if self.image else "text"
 
-
+# %% ../nbs/12_records.ipynb #55b8a390
 def read_jsonl(path: str | Path, strict: bool = True, skips: SkipLog | None = None) -> Iterator[tuple[int, dict]]:
     "(line number, object) for each non-empty line of a JSONL file; malformed lines raise or are skipped."
     path = Path(path)
@@ -110,7 +110,7 @@ def read_jsonl(path: str | Path, strict: bool = True, skips: SkipLog | None = No
                 continue
             yield n, obj
 
-
+# %% ../nbs/12_records.ipynb #e63cd458
 def read_records_file(
     path: str | Path, strict: bool = True, skips: SkipLog | None = None
 ) -> Iterator[tuple[int, dict]]:
@@ -174,7 +174,7 @@ def load_pairs(
         )
     return out
 
-
+# %% ../nbs/12_records.ipynb #17daf5ad
 def load_conversations(
     path: str | Path, strict: bool = True, skips: SkipLog | None = None, media_root: str | Path | None = None
 ) -> list[Record]:
@@ -209,7 +209,7 @@ def load_conversations(
         out.append(Record(turns, source=str(path), line=n, meta={"id": obj.get("id")}, **media_paths(obj, base)))
     return out
 
-
+# %% ../nbs/12_records.ipynb #92f836f2
 def load_text_instructions(path: str | Path, strict: bool = True, skips: SkipLog | None = None) -> list[Record]:
     "Text-only instructions, JSONL `{instruction, input?, output}`."
     path, out = Path(path), []
@@ -245,7 +245,7 @@ def mcq_record(question: str, options: list[str], answer: str, source, line, hin
     meta = dict(question=question, options=list(options), answer=answer, hint=hint, **media_and_meta)
     return Record([(mcq_prompt(question, options, hint), None)], source=str(source), line=line, meta=meta, **media)
 
-
+# %% ../nbs/12_records.ipynb #758ae096
 def load_openvqa(path: str | Path, media_root: str | Path | None = None) -> list[Record]:
     "Open-VQA JSONL (images or videos): one record per question, meta = index, answers (list), cls, task (if given)."
     path = Path(path)
@@ -266,7 +266,7 @@ def load_openvqa(path: str | Path, media_root: str | Path | None = None) -> list
 def _task(obj: dict) -> dict:
     return {"task": obj["task"]} if obj.get("task") else {}
 
-
+# %% ../nbs/12_records.ipynb #7ec49cdd
 def _letter(answer, options: list, path, n) -> str:
     "The answer as an option letter: a letter, or the text of one option."
     a = str(answer).strip()
@@ -378,15 +378,9 @@ def _image_file(data: bytes, stem: Path) -> Path:
 def _blank(v) -> bool:
     return v is None or str(v).strip().lower() in ("", "nan", "none")
 
-
-def load_mmbench(path: str | Path, image_dir: str | Path | None = None) -> list[Record]:
-    """MMBench TSV (base64 images; VLMEvalKit's circular rows included): one record per row, images decoded once
-    into `image_dir` (default: `<tsv folder>/<tsv name>_images`); meta = question, options, answer, hint, index, group
-    (the question a rotation belongs to), category, l2_category, split."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such MMBench TSV file")
-    image_dir = Path(image_dir) if image_dir else path.parent / f"{path.stem}_images"
+# %% ../nbs/12_records.ipynb #7d9f8fc3
+def _mmbench_rows(path: Path) -> list[dict]:
+    "The rows of an MMBench TSV as dicts, checked for the columns a reader needs (the answer column included)."
     csv.field_size_limit(sys.maxsize)  # a base64 image is one long field
     with open(path, encoding="utf-8", newline="") as f:
         rows = list(csv.DictReader(f, delimiter="\t"))
@@ -404,6 +398,32 @@ def load_mmbench(path: str | Path, image_dir: str | Path | None = None) -> list[
         raise BadSample(
             "bad_record", path, 1, "no answer column: a test split, scored by submitting to MMBench's server"
         )
+    return rows
+
+
+def _mmbench_image(r: dict, images: dict, path: Path, n: int) -> bytes:
+    "A row's image bytes: its own base64, or (a field of at most 64 characters) the image of the row it names."
+    image = images.get(r["image"], "") if len(r["image"]) <= 64 else r["image"]  # a reference to another row
+    try:
+        data = base64.b64decode(image, validate=True)
+    except (binascii.Error, ValueError):
+        data = b""
+    if not data:
+        raise BadSample(
+            "bad_image", path, n, f"image is neither base64 nor the index of a row with one ({r['image'][:20]!r})"
+        )
+    return data
+
+# %% ../nbs/12_records.ipynb #31544f9f
+def load_mmbench(path: str | Path, image_dir: str | Path | None = None) -> list[Record]:
+    """MMBench TSV (base64 images; VLMEvalKit's circular rows included): one record per row, images decoded once
+    into `image_dir` (default: `<tsv folder>/<tsv name>_images`); meta = question, options, answer, hint, index, group
+    (the question a rotation belongs to), category, l2_category, split."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such MMBench TSV file")
+    image_dir = Path(image_dir) if image_dir else path.parent / f"{path.stem}_images"
+    rows = _mmbench_rows(path)
     images = {r["index"]: r["image"] for r in rows}
     out = []
     for n, r in enumerate(rows, 2):  # line 1 is the header
@@ -412,15 +432,7 @@ def load_mmbench(path: str | Path, image_dir: str | Path | None = None) -> list[
             raise BadSample(
                 "bad_record", path, n, "a row needs an integer index, a question and options A, B (C, D ...)"
             )
-        image = images.get(r["image"], "") if len(r["image"]) <= 64 else r["image"]  # a reference to another row
-        try:
-            data = base64.b64decode(image, validate=True)
-        except (binascii.Error, ValueError):
-            data = b""
-        if not data:
-            raise BadSample(
-                "bad_image", path, n, f"image is neither base64 nor the index of a row with one ({r['image'][:20]!r})"
-            )
+        data = _mmbench_image(r, images, path, n)
         index = int(r["index"])
         out.append(
             mcq_record(
@@ -440,7 +452,7 @@ def load_mmbench(path: str | Path, image_dir: str | Path | None = None) -> list[
         )
     return out
 
-
+# %% ../nbs/12_records.ipynb #ae0ac989
 def load_seedbench(
     path: str | Path, image_root: str | Path | None = None, skips: SkipLog | None = None
 ) -> list[Record]:
@@ -484,7 +496,7 @@ def load_seedbench(
         )
     return out
 
-
+# %% ../nbs/12_records.ipynb #c6920a01
 _SPLIT = re.compile(r"pope_([a-z]+)")
 
 
@@ -508,7 +520,7 @@ def load_pope(path: str | Path, media_root: str | Path | None = None) -> list[Re
             out.append(Record([(obj["text"], None)], source=str(f), line=n, meta=meta, **media_paths(obj, base)))
     return out
 
-
+# %% ../nbs/12_records.ipynb #a0350dab
 def load_llavabench(folder: str | Path) -> list[Record]:
     """The LLaVA-Bench folder (questions.jsonl, context.jsonl, answers_gpt4.jsonl, images/): one record per question;
     meta = question_id, category, reference (the reference answer), context (the image's description)."""
@@ -546,7 +558,7 @@ def load_llavabench(folder: str | Path) -> list[Record]:
         )
     return out
 
-
+# %% ../nbs/12_records.ipynb #8d9733b5
 def load_conversation_bench(path: str | Path, media_root: str | Path | None = None) -> list[Record]:
     """LLaVA conversations for turn-by-turn evaluation: turns = (question, reference answer); meta = id, references
     (the `gpt` turns), tasks (each `gpt` turn's `task`, or None)."""

@@ -11,20 +11,19 @@ from huggingface_hub import snapshot_download, split_torch_state_dict_into_shard
 from safetensors.torch import load_file, save_file
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 from . import __version__
-from .config import LLMConfig, LynxConfig
+from .config import BASE_PARTS, LLMConfig, LynxConfig
 from .freeze import part_of
 from .llms import resolve_llm
 
 # %% auto #0
-__all__ = ['CONFIG_NAME', 'WEIGHTS_NAME', 'INDEX_NAME', 'FORMAT', 'FORMAT_VERSION', 'BASE_PARTS', 'referenced_bases',
-           'trainable_state_dict', 'weight_files', 'read_config', 'write_folder', 'load_weights', 'cast_new_weights',
-           'PretrainedMixin', 'add_pad_token', 'load_tokenizer']
+__all__ = ['CONFIG_NAME', 'WEIGHTS_NAME', 'INDEX_NAME', 'FORMAT', 'FORMAT_VERSION', 'referenced_bases', 'trainable_state_dict',
+           'resolve_folder', 'weight_files', 'read_config', 'write_json', 'write_folder', 'load_weights',
+           'cast_new_weights', 'PretrainedMixin', 'add_pad_token', 'load_tokenizer']
 
 # %% ../nbs/08_serialization.ipynb #22b0f4a7
 CONFIG_NAME, WEIGHTS_NAME, INDEX_NAME = "config.json", "model.safetensors", "model.safetensors.index.json"
 FORMAT = "lynx_lite"
 FORMAT_VERSION = 2  # 2: the piece between tower and LLM is `resampler` (was `bridge`), `adapters.method` (was `kind`)
-BASE_PARTS = ("vision", "llm")
 
 
 def referenced_bases(model: nn.Module) -> list[str]:
@@ -54,8 +53,8 @@ def _config_for_full_save(model: nn.Module) -> LynxConfig:
         sub.config = d
     return cfg
 
-# %% ../nbs/08_serialization.ipynb #0f616b04
-def _resolve(path_or_id: str | os.PathLike) -> Path:
+# %% ../nbs/08_serialization.ipynb #ac32424d
+def resolve_folder(path_or_id: str | os.PathLike) -> Path:
     "A local folder, or the snapshot of a hub repository."
     p = Path(path_or_id).expanduser()
     if p.is_dir():
@@ -100,6 +99,19 @@ def read_config(path: str | os.PathLike) -> tuple[LynxConfig, dict]:
     return LynxConfig.from_dict(meta["config"]), meta
 
 
+# %% ../nbs/08_serialization.ipynb #5447aa8f
+def write_json(path: str | os.PathLike, obj, indent: int | None = 2) -> Path:
+    "Write `obj` as JSON to `path` whole or not at all: a temporary file, flushed to disk, then renamed over `path`."
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w") as f:
+        json.dump(obj, f, indent=indent, default=str)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)  # atomic: a crash leaves the old file or the new one, never half of one
+    return path
+
+
 def write_folder(
     path: str | os.PathLike,
     cfg: LynxConfig,
@@ -116,7 +128,7 @@ def write_folder(
         save_file({n: state_dict[n] for n in names}, path / fname, metadata={"format": "pt"})
     if split.is_sharded:
         index = dict(metadata=split.metadata, weight_map=split.tensor_to_filename)
-        (path / INDEX_NAME).write_text(json.dumps(index, indent=2))
+        write_json(path / INDEX_NAME, index)
     meta = dict(
         format=FORMAT,
         format_version=FORMAT_VERSION,
@@ -124,10 +136,11 @@ def write_folder(
         trainable_only=trainable_only,
         config=cfg.to_dict(),
     )
-    (path / CONFIG_NAME).write_text(json.dumps(meta, indent=2))
+    write_json(path / CONFIG_NAME, meta)
     return path
 
 
+# %% ../nbs/08_serialization.ipynb #e54cd5a2
 def load_weights(model: nn.Module, path: Path) -> tuple[list[str], list[str]]:
     "Load the weight files of `path` into `model`: (missing, unexpected) names; tied copies of loaded weights load too."
     own, loaded, unexpected = model.state_dict(), set(), []
@@ -159,6 +172,7 @@ def cast_new_weights(model: nn.Module, dtype: str) -> nn.Module:
     return model
 
 
+# %% ../nbs/08_serialization.ipynb #e3117f5d
 class PretrainedMixin:
     "`save_pretrained` / `from_pretrained` for a model with `config`, `vision` and `llm` (`LynxModel`)."
 
@@ -176,7 +190,7 @@ class PretrainedMixin:
     def from_pretrained(cls, path_or_id: str | os.PathLike, dtype: str | None = None, **llm_kwargs):
         """A model from a folder (or hub id) written by `save_pretrained` or `convert_original`. `dtype` (e.g.
         "bfloat16") sets the precision of every part; `llm_kwargs` go to the LLM's `from_pretrained`."""
-        path = _resolve(path_or_id)
+        path = resolve_folder(path_or_id)
         cfg, meta = read_config(path)
         if dtype:
             cfg.vision.dtype = cfg.llm.dtype = dtype
@@ -192,6 +206,7 @@ class PretrainedMixin:
         return cast_new_weights(model, dtype) if dtype else model
 
 
+# %% ../nbs/08_serialization.ipynb #55cf52d7
 def add_pad_token(tokenizer: PreTrainedTokenizerBase, llm_cfg: LLMConfig) -> PreTrainedTokenizerBase:
     "Add `llm_cfg.pad_token` to a pretrained LLM's tokenizer as its pad token (nothing when it has it already)."
     if llm_cfg.pad_token and tokenizer.pad_token != llm_cfg.pad_token:
@@ -201,7 +216,7 @@ def add_pad_token(tokenizer: PreTrainedTokenizerBase, llm_cfg: LLMConfig) -> Pre
 
 def load_tokenizer(path_or_id: str | os.PathLike):
     "The tokenizer saved beside a model (or the LLM's, for a trainable-only save without one)."
-    path = _resolve(path_or_id)
+    path = resolve_folder(path_or_id)
     if (path / "tokenizer_config.json").exists():
         return AutoTokenizer.from_pretrained(path)
     cfg, _ = read_config(path)
@@ -209,3 +224,4 @@ def load_tokenizer(path_or_id: str | os.PathLike):
         tok = AutoTokenizer.from_pretrained(resolve_llm(cfg.llm.name_or_path))
         return add_pad_token(tok, cfg.llm)  # as the LLM got its row
     raise FileNotFoundError(f"no tokenizer in {path}: pass tokenizer= to save_pretrained")
+

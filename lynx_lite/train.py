@@ -15,22 +15,25 @@ from safetensors.torch import load_file
 from tqdm.auto import tqdm
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 from .train_state import latest_train_state, load_train_state, rng_state, save_train_state
-from .config import NF4, LynxConfig, apply_overrides, from_registry, get_preset
+from .config import NF4, LynxConfig, apply_overrides, from_registry, get_preset, list_presets
 from .dataset import Collator, LynxDataset
 from .freeze import freeze_for_stage, part_of
-from .llms import resolve_llm
+from .errors import check_loadable
+from .llms import LLMS, resolve_llm
 from .mixture import MixtureSampler, mixture
 from .model import LynxModel, configure_tokens
-from .qlora import prepare_qlora, quantization_config
+from .loading import load, quantization_config
+from .qlora import prepare_qlora
 from .records import SkipLog, load_conversations, load_pairs, load_text_instructions
-from .serialization import add_pad_token, load_tokenizer
+from .serialization import BASE_PARTS, CONFIG_NAME, add_pad_token, read_config, weight_files
 from .chat_format import tiny_tokenizer
 from .vision import FeatureCache
 
 # %% auto #0
-__all__ = ['LOADERS', 'RECIPES', 'TrainConfig', 'data_path', 'load_source', 'build_data', 'build_model', 'trainable_weights',
-           'weights_digest', 'load_trained', 'param_groups', 'lr_lambda', 'enable_gradient_checkpointing', 'train',
-           'get_recipe', 'write_launch_files']
+__all__ = ['LOADERS', 'KNOWN_MODELS', 'RECIPES', 'TrainConfig', 'data_path', 'load_source', 'build_data', 'model_source',
+           'build_model', 'trainable_weights', 'weights_digest', 'load_trained', 'models_to_load', 'describe_model',
+           'preflight', 'param_groups', 'lr_lambda', 'enable_gradient_checkpointing', 'train', 'get_recipe',
+           'write_launch_files']
 
 # %% ../nbs/16_train.ipynb #ebc6451c
 @dataclass
@@ -123,37 +126,49 @@ def build_data(
     ratios = {s["name"]: s.get("ratio", 1.0) for s in cfg.sources}
     return mixture(sets, ratios, num_samples=cfg.max_steps * per_step, seed=cfg.seed)
 
-# %% ../nbs/16_train.ipynb #5e6f7a8b
-def build_model(cfg: TrainConfig, device_map=None) -> tuple[LynxModel, PreTrainedTokenizerBase]:
-    "(LynxModel, tokenizer) for `cfg`: a saved folder, or a preset (4-bit LLM when `cfg.quantization`)."
-    llm_kwargs = {}
-    if cfg.quantization:
-        llm_kwargs = dict(
-            quantization_config=quantization_config(cfg.quantization), device_map=device_map or {"": "cpu"}
-        )
+# %% ../nbs/16_train.ipynb #5d909501
+def model_source(cfg: TrainConfig) -> tuple[LynxConfig, dict | None]:
+    """(model config, save metadata) of `cfg.model`: a folder `save_pretrained` wrote (its `config.json`'s
+    metadata), or a preset with `cfg.model_overrides` (None)."""
     folder = Path(cfg.model).expanduser()
     if folder.is_dir():
-        model = LynxModel.from_pretrained(folder, **llm_kwargs)
-        tok = AutoTokenizer.from_pretrained(resolve_llm(cfg.tokenizer)) if cfg.tokenizer else load_tokenizer(folder)
+        return read_config(folder)
+    if cfg.model not in list_presets() and ("/" in cfg.model or os.sep in cfg.model):
+        raise FileNotFoundError(f"model={cfg.model}: no such folder: pass a preset name or a save_pretrained folder")
+    return get_preset(cfg.model, **cfg.model_overrides), None
+
+
+def build_model(cfg: TrainConfig, device_map=None) -> tuple[LynxModel, PreTrainedTokenizerBase]:
+    "(LynxModel, tokenizer) for `cfg`: a saved folder, or a preset (4-bit LLM when `cfg.quantization`)."
+    model_cfg, meta = model_source(cfg)
+    if meta is not None:  # a saved folder: the one loader
+        device = (device_map or {"": "cpu"})[""]
+        model, tok = load(cfg.model, load_in_4bit=cfg.quantization or False, device=device, tokenizer=cfg.tokenizer)
+        model.train()
     else:
-        model_cfg = get_preset(cfg.model, **cfg.model_overrides)
         if cfg.quantization and not model_cfg.llm.name_or_path:
             raise ValueError(
                 "4-bit quantization loads the LLM with from_pretrained: set model_overrides['llm.name_or_path']"
+            )
+        llm_kwargs = {}
+        if cfg.quantization:
+            llm_kwargs = dict(
+                quantization_config=quantization_config(cfg.quantization), device_map=device_map or {"": "cpu"}
             )
         model = LynxModel(model_cfg, **llm_kwargs)
         name = cfg.tokenizer or model_cfg.llm.name_or_path
         tok = AutoTokenizer.from_pretrained(resolve_llm(name)) if name else tiny_tokenizer()
         if model_cfg.llm.name_or_path:
             add_pad_token(tok, model_cfg.llm)  # the token of the pad row `build_llm` added (Lynx: [PAD])
+        if tok.pad_token is None:
+            tok.pad_token = tok.unk_token or tok.eos_token
+        configure_tokens(model, tok)
     if cfg.quantization:
         prepare_qlora(model)
-    if tok.pad_token is None:
-        tok.pad_token = tok.unk_token or tok.eos_token
-    configure_tokens(model, tok)
     return model, tok
 
 
+# %% ../nbs/16_train.ipynb #70489223
 def trainable_weights(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     "The parameters that train, by name."
     return {n: p.detach() for n, p in model.named_parameters() if p.requires_grad}
@@ -173,17 +188,76 @@ def load_trained(model: torch.nn.Module, path: str | Path) -> int:
     path = Path(path).expanduser()
     if (path / "checkpoints").exists() and latest_train_state(path) is not None:
         path = latest_train_state(path)
-    for f in (path / "trainable.safetensors", path / "model" / "model.safetensors", path / "model.safetensors"):
-        if f.exists():
-            weights = load_file(f)
-            break
-    else:
-        raise FileNotFoundError(f"{path}: no trainable.safetensors, model.safetensors or checkpoints/ to start from")
-    weights = {k: v for k, v in weights.items() if part_of(k) not in ("vision", "llm")}
+    if (path / "trainable.safetensors").exists():  # a train state
+        weights = load_file(path / "trainable.safetensors")
+    else:  # a saved model (its shards too), or a run folder holding one in model/
+        folder = path if (path / CONFIG_NAME).exists() else path / "model"
+        files = weight_files(folder)
+        if not all(f.exists() for f in files):
+            raise FileNotFoundError(f"{path}: no trainable.safetensors, saved model or checkpoints/ to start from")
+        weights = {k: v for f in files for k, v in load_file(f).items()}
+    weights = {k: v for k, v in weights.items() if part_of(k) not in BASE_PARTS}
     _, unexpected = model.load_state_dict(weights, strict=False)
     if unexpected:
         raise ValueError(f"{path}: weights {unexpected[:5]} do not exist in this model")
     return len(weights)
+
+# %% ../nbs/16_train.ipynb #e3cbeba4
+KNOWN_MODELS = {  # hub id -> (name, parameters of the part lynx_lite loads): the sizes `preflight` prints
+    "lmsys/vicuna-7b-v1.1": ("Vicuna-7B", 6_738_415_616),
+    "openai/clip-vit-large-patch14-336": ("CLIP ViT-L/14-336", 303_507_456),  # the vision tower only
+}
+for _name, _known in LLMS.items():  # the named LLMs' sizes live in their registry, by short name and by hub id
+    KNOWN_MODELS[_name] = KNOWN_MODELS[_known.hub_id] = (_known.title, _known.parameters)
+_DTYPES = {"float32": ("fp32", 4), "float16": ("fp16", 2), "bfloat16": ("bf16", 2), "4-bit": ("4-bit", 0.5)}
+_PART_NAMES = {"llm": "LLM", "vision": "vision tower", "tokenizer": "tokenizer"}
+
+
+def models_to_load(cfg: TrainConfig) -> list[dict]:
+    "The pretrained models (hub ids or folders) `train(cfg)` loads: [{part, name, dtype}], the LLM first."
+    model_cfg, meta = model_source(cfg)
+    parts = BASE_PARTS[::-1] if meta is None or meta["trainable_only"] else ()  # a full save holds every weight
+    out = [
+        dict(part=p, name=getattr(model_cfg, p).name_or_path, dtype=getattr(model_cfg, p).dtype)
+        for p in parts
+        if getattr(model_cfg, p).name_or_path
+    ]
+    for m in out:
+        if m["part"] == "llm" and (cfg.quantization or {}).get("load_in_4bit"):
+            m["dtype"] = "4-bit"
+    if cfg.tokenizer and cfg.tokenizer not in [m["name"] for m in out]:
+        out.append(dict(part="tokenizer", name=cfg.tokenizer, dtype=None))
+    return out
+
+
+def describe_model(m: dict) -> str:
+    "'Vicuna-7B LLM (lmsys/vicuna-7b-v1.1, ~13.5 GB in bf16)' for a known hub id, else 'LLM some/id'."
+    part = _PART_NAMES[m["part"]]
+    if m["name"] not in KNOWN_MODELS or m["dtype"] not in _DTYPES:
+        return f"{part} {m['name']}"
+    (title, n), (short, nbytes) = KNOWN_MODELS[m["name"]], _DTYPES[m["dtype"]]
+    return f"{title} {part} ({m['name']}, ~{n * nbytes / 1e9:.1f} GB in {short})"
+
+
+# %% ../nbs/16_train.ipynb #c6371dcd
+def preflight(cfg: TrainConfig, run: str | None = None) -> None:
+    "Say which pretrained models `cfg` loads, then fail in seconds, in one line, on anything a run would miss later."
+    models = models_to_load(cfg)
+    if models:
+        print(f"{run or 'this run'} loads {' and '.join(describe_model(m) for m in models)}", flush=True)
+    for m in models:
+        check_loadable(m["name"], "tokenizer_config.json" if m["part"] == "tokenizer" else "config.json")
+    if cfg.init_from and not Path(cfg.init_from).expanduser().exists():
+        raise FileNotFoundError(
+            f"init_from={cfg.init_from}: no such folder: train the stage it starts from first, or pass init_from=PATH"
+        )
+    for s in cfg.sources:
+        f = data_path(cfg.data_dir, s.get("path", ""))
+        if s.get("path") and not f.exists():
+            raise FileNotFoundError(
+                f"{f}: no such file (data source {s.get('name')!r}): put the data there, or pass data_dir=FOLDER"
+            )
+
 
 # %% ../nbs/16_train.ipynb #753c889a
 def param_groups(model: torch.nn.Module, cfg: TrainConfig) -> list[dict]:
@@ -191,7 +265,7 @@ def param_groups(model: torch.nn.Module, cfg: TrainConfig) -> list[dict]:
     new, pretrained = [], []
     for n, p in model.named_parameters():
         if p.requires_grad:
-            (pretrained if part_of(n) in ("vision", "llm") else new).append(p)
+            (pretrained if part_of(n) in BASE_PARTS else new).append(p)
     groups = [dict(params=new, lr=cfg.lr, weight_decay=cfg.weight_decay)]
     if pretrained:
         groups.append(dict(params=pretrained, lr=cfg.lr_pretrained, weight_decay=cfg.weight_decay))

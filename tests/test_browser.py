@@ -5,7 +5,8 @@ import os, re, shutil, time
 from pathlib import Path
 import pytest, torch
 from lynx_lite.config import get_preset
-from lynx_lite.demo import build_demo, chat_once, launch_demo, shapes_examples
+from lynx_lite.demo import build_demo, chat_once, launch_demo
+from lynx_lite.lab.commands import shapes_examples
 from lynx_lite.model import LynxModel, configure_tokens
 from lynx_lite.lab.shapes import write_dataset
 

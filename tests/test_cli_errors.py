@@ -2,7 +2,8 @@
 
 import json, os, socket, subprocess, sys, time
 import pytest, torch
-import lynx_lite.cli as cli
+import lynx_lite.errors as errors_module
+import lynx_lite.loading as loading
 from lynx_lite.cli import main
 
 PAPER_IDS = ("lmsys/vicuna-7b-v1.1", "openai/clip-vit-large-patch14-336")
@@ -58,19 +59,19 @@ def test_paper_recipe_offline_stops_in_seconds(run, tmp_path, recipe):
 
 
 def test_unknown_hub_id_offline(run):
-    line = failed(run("chat", "--checkpoint", "some/unknown-id", "what is it?"), "some/unknown-id")
+    line = failed(run("chat", "--model", "some/unknown-id", "what is it?"), "some/unknown-id")
     assert "offline mode is on" in line and "pass the folder" in line
 
 
 def test_empty_folder(run, tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
-    line = failed(run("chat", "--checkpoint", str(empty), "q"), str(empty))
+    line = failed(run("chat", "--model", str(empty), "q"), str(empty))
     assert "needs config.json and model.safetensors" in line
 
 
 def test_missing_folder(run, tmp_path):
-    line = failed(run("chat", "--checkpoint", str(tmp_path / "no" / "such"), "q"), str(tmp_path / "no" / "such"))
+    line = failed(run("chat", "--model", str(tmp_path / "no" / "such"), "q"), str(tmp_path / "no" / "such"))
     assert "no such folder" in line
 
 
@@ -83,13 +84,13 @@ def fake_checkpoint(folder, meta: dict):
 
 def test_older_format(run, tmp_path):
     old = fake_checkpoint(tmp_path / "old", dict(format="lynx_lite", format_version=1, config={}))
-    line = failed(run("chat", "--checkpoint", str(old), "q"), str(old))
+    line = failed(run("chat", "--model", str(old), "q"), str(old))
     assert "(format 1); this lynx_lite reads format 2" in line and "retrain it" in line
 
 
 def test_another_format(run, tmp_path):
     other = fake_checkpoint(tmp_path / "llama", dict(model_type="llama"))
-    line = failed(run("eval", "--checkpoint", str(other), "--bench", "mme", "--data", str(tmp_path)), str(other))
+    line = failed(run("eval", "--model", str(other), "--bench", "mme", "--data", str(tmp_path)), str(other))
     assert "was not written by lynx_lite's save_pretrained: pass a folder" in line
 
 
@@ -101,7 +102,7 @@ def test_checkpoint_of_another_preset(run, tmp_path):
     meta = json.loads((d / "config.json").read_text())
     meta["config"] = get_preset("tiny-xattn").to_dict()  # tiny's weights, tiny-xattn's config
     (d / "config.json").write_text(json.dumps(meta))
-    line = failed(run("eval", "--checkpoint", str(d), "--bench", "mme", "--data", str(tmp_path)), str(d))
+    line = failed(run("eval", "--model", str(d), "--bench", "mme", "--data", str(tmp_path)), str(d))
     assert "does not fit the model" in line and "another preset" in line
 
 
@@ -121,7 +122,7 @@ def test_out_of_memory_while_loading(monkeypatch, capsys, error):
         raise error
 
     monkeypatch.setattr(LynxModel, "from_pretrained", staticmethod(from_pretrained))
-    code = main(["chat", "--checkpoint", "runs/big/model", "q"])
+    code = main(["chat", "--model", "runs/big/model", "q"])
     out, err = capsys.readouterr()
     line = one_line(code, out, err, "runs/big/model")
     assert line.startswith("lynx-lite chat: error: out of memory while loading runs/big/model: ")
@@ -137,7 +138,7 @@ def test_gated_or_unknown_repo_online(monkeypatch, capsys, error_name):
         response = httpx2.Response(403, request=httpx2.Request("GET", f"https://huggingface.co/api/models/{repo_id}"))
         raise getattr(errors, error_name)(f"403 Client Error: no access to {repo_id}", response=response)
 
-    monkeypatch.setattr(cli, "_offline", lambda: None)
+    monkeypatch.setattr(errors_module, "_offline", lambda: None)
     monkeypatch.setattr(huggingface_hub, "try_to_load_from_cache", lambda *a, **kw: None)
     monkeypatch.setattr(huggingface_hub, "auth_check", auth_check)
     code = main(["train", "--recipe", "paper-stage1"])
@@ -164,14 +165,14 @@ def test_demo_port_in_use(run, tiny_checkpoint):
         s.listen()
         port = s.getsockname()[1]
         t = time.time()
-        line = failed(run("demo", "--checkpoint", str(tiny_checkpoint), "--port", str(port)), str(port))
+        line = failed(run("demo", "--model", str(tiny_checkpoint), "--port", str(port)), str(port))
     assert line == f"lynx-lite demo: error: port {port} on 127.0.0.1 is in use: pass --port with a free port"
     assert time.time() - t < 60
 
 
 @pytest.mark.parametrize("how", ["--debug", "LYNX_LITE_DEBUG=1"])
 def test_debug_shows_the_traceback(run, how):
-    args = ["chat", "--checkpoint", "some/unknown-id", "q"]
+    args = ["chat", "--model", "some/unknown-id", "q"]
     r = run(*args, env=dict(LYNX_LITE_DEBUG="1")) if how.startswith("LYNX") else run(how, *args)
     assert r.returncode == 2
     assert "Traceback (most recent call last)" in r.stderr and "LocalEntryNotFoundError" in r.stderr
@@ -179,9 +180,9 @@ def test_debug_shows_the_traceback(run, how):
 
 
 def test_an_unexpected_error_keeps_its_traceback(monkeypatch):
-    def bug(checkpoint, *options):
+    def bug(model, *options):
         raise KeyError("a bug")
 
-    monkeypatch.setattr(cli, "load_for_inference", bug)
+    monkeypatch.setattr(loading, "load", bug)
     with pytest.raises(KeyError, match="a bug"):
-        main(["chat", "--checkpoint", "x", "q"])
+        main(["chat", "--model", "x", "q"])

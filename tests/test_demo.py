@@ -68,7 +68,7 @@ def test_chat_command(setup):
         [
             *CLI,
             "chat",
-            "--checkpoint",
+            "--model",
             str(d / "model"),
             "--video",
             str(d / "data/videos/000002.mp4"),
@@ -82,4 +82,4 @@ def test_chat_command(setup):
     )
     assert r.returncode == 0 and r.stdout.strip(), r.stderr[-2000:]
     bad = subprocess.run([*CLI, "chat", "--image", "x.png", "what?"], capture_output=True, text=True, timeout=300)
-    assert bad.returncode == 2 and "--checkpoint" in bad.stderr
+    assert bad.returncode == 2 and "--model" in bad.stderr

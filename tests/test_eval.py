@@ -174,7 +174,7 @@ def test_eval_and_score_cli(tmp_path, tok):
         [
             *CLI,
             "eval",
-            "--checkpoint",
+            "--model",
             str(tmp_path / "model"),
             "--bench",
             "mme",
@@ -390,7 +390,7 @@ def test_judge_built_once_and_only_when_used(tiny, world, tmp_path, monkeypatch)
     calls = []
     real = judges.get_judge
     monkeypatch.setattr(judges, "get_judge", lambda *a, **k: calls.append(a) or real(*a, **k))
-    common = ["--checkpoint", str(folder), "--data", str(world), "--generate", "max_new_tokens=2", "--limit", "1"]
+    common = ["--model", str(folder), "--data", str(world), "--generate", "max_new_tokens=2", "--limit", "1"]
     assert main(["eval", "--bench", "caption", "mcq", "--out", str(tmp_path / "a"), *common]) == 0
     assert calls == []
     assert main(["eval", "--bench", "openvqa", "videoqa", "--out", str(tmp_path / "b"), *common]) == 0
@@ -456,7 +456,7 @@ def test_eval_command_judges_open_answers_over_http(tiny, world, tmp_path, monke
     url, asked = chat_endpoint(lambda body: "yes" if len(asked) % 2 else "no")  # half right, whatever the model said
     monkeypatch.setenv("LYNX_JUDGE_API_KEY", "k")
     monkeypatch.setenv("HOME", str(tmp_path))  # the judge's reply cache (~/.cache/lynx_lite) starts empty
-    args = ["eval", "--checkpoint", str(tiny[2]), "--bench", "openvqa", "--data", str(world), "--out", str(tmp_path)]
+    args = ["eval", "--model", str(tiny[2]), "--bench", "openvqa", "--data", str(world), "--out", str(tmp_path)]
     code = main([*args, "--judge", "http", "--judge-base-url", url, "--judge-model", "fake-judge", "--limit", "4"])
     res = json.loads((tmp_path / "results.json").read_text())
     assert code == 0 and len(asked) == res["n"] == 4

@@ -194,7 +194,7 @@ def test_command_line_converts_and_chats(release, tmp_path):
     from PIL import Image
 
     Image.new("RGB", (80, 60), (200, 40, 40)).save(image)
-    greedy = cli("chat", "--checkpoint", "out", "--image", str(image), "what colour is it?", cwd=tmp_path)
+    greedy = cli("chat", "--model", "out", "--image", str(image), "what colour is it?", cwd=tmp_path)
     assert greedy.returncode == 0 and greedy.stdout.strip(), greedy.stderr[-2000:]
     # the same answer as the reference model greedy-decoding the same image
     from lynx_lite.demo import chat_once
@@ -203,14 +203,14 @@ def test_command_line_converts_and_chats(release, tmp_path):
     configure_tokens(reference, tok)
     assert greedy.stdout.strip() == chat_once(reference, tok, "what colour is it?", image)
     original = cli(
-        "chat", "--checkpoint", "out", "--image", str(image), "--decoding", "original", "what is it?", cwd=tmp_path
+        "chat", "--model", "out", "--image", str(image), "--decoding", "original", "what is it?", cwd=tmp_path
     )
     again = cli(
-        "chat", "--checkpoint", "out", "--image", str(image), "--decoding", "original", "what is it?", cwd=tmp_path
+        "chat", "--model", "out", "--image", str(image), "--decoding", "original", "what is it?", cwd=tmp_path
     )
     assert original.returncode == 0 and original.stdout.strip() and original.stdout == again.stdout  # seed 42
     four = cli(
-        "chat", "--checkpoint", "out", "--image", str(image), "--load-in-4bit", "what colour is it?", cwd=tmp_path
+        "chat", "--model", "out", "--image", str(image), "--load-in-4bit", "what colour is it?", cwd=tmp_path
     )
     assert four.returncode == 0 and four.stdout.strip(), four.stderr[-2000:]
     exists = cli(
@@ -226,7 +226,7 @@ def test_load_in_4bit_without_bitsandbytes_is_one_line(release, tmp_path, monkey
     from lynx_lite.cli import main
 
     monkeypatch.setitem(sys.modules, "bitsandbytes", None)  # its import fails, as on a machine without a backend
-    code = main(["chat", "--checkpoint", str(tmp_path), "--load-in-4bit", "hi"])
+    code = main(["chat", "--model", str(tmp_path), "--load-in-4bit", "hi"])
     err = capsys.readouterr().err
     lines = [x for x in err.splitlines() if x.strip()]
     assert code == 2 and len(lines) == 1 and "Traceback" not in err

@@ -29,7 +29,7 @@ def test_quickstart_smoke(tmp_path):
 
 
 def test_demo_without_checkpoint_serves_the_quickstart_model(tmp_path):
-    "`lynx-lite demo` with no --checkpoint trains the (smoke) quickstart where it is missing, then serves its model."
+    "`lynx-lite demo` with no --model trains the (smoke) quickstart where it is missing, then serves its model."
     import socket, time
     from gradio_client import Client, handle_file
 

@@ -25,10 +25,11 @@ def main() -> None:
     p.add_argument("--questions", nargs=3, default=QUESTIONS, metavar="Q")
     args = p.parse_args()
     from playwright.sync_api import sync_playwright
-    from lynx_lite.cli import load_for_inference
-    from lynx_lite.demo import build_demo, launch_demo, shapes_examples
+    from lynx_lite.loading import load
+    from lynx_lite.demo import build_demo, launch_demo
+    from lynx_lite.lab.commands import shapes_examples
 
-    model, tok = load_for_inference(str(Path(args.model).expanduser()))
+    model, tok = load(Path(args.model).expanduser())
     examples = shapes_examples(Path(args.examples).expanduser()) if args.examples else ()
     demo = build_demo(model, tok, examples=examples, title="lynx_lite")
     launch_demo(demo, block=False)

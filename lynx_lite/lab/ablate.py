@@ -8,11 +8,11 @@ import hashlib, json, re, statistics, time
 from importlib import resources
 from dataclasses import asdict, replace
 from pathlib import Path
-from ..evaluate import heldout_accuracy
 from ..metrics import wilson_interval
-from ..model import LynxModel, answer, configure_tokens
-from ..serialization import load_tokenizer
+from ..model import answer, configure_tokens
+from ..loading import load
 from lynx_lite.lab.quickstart import (
+    heldout_accuracy,
     PRETRAINED_LLM,
     QuickstartConfig,
     llm_folder,
@@ -103,7 +103,7 @@ def run_variant(
             prompts=change.get("prompts", "diverse"),
             seed=seed,
         )
-        model, tok = LynxModel.from_pretrained(folder / "stage2" / "model"), load_tokenizer(folder / "stage2" / "model")
+        model, tok = load(folder / "stage2" / "model", device="cpu")
         acc = heldout_accuracy(model, tok, worlds["held"], folder / "eval", limit=eval_limit, progress=progress)
         flat = [c for v in acc.values() for c in v]
         text = text_answers(model, tok, worlds["held"] / "text_instructions.jsonl")
@@ -267,7 +267,7 @@ LANGUAGE_VERSION = 1  # raised whenever the study's method changes
 
 
 def _lynx_answers(model_dir: Path, questions: list[str]) -> list[str]:
-    model, tok = LynxModel.from_pretrained(model_dir).eval(), load_tokenizer(model_dir)
+    model, tok = load(model_dir, device="cpu")
     configure_tokens(model, tok)
     return [a for i in range(0, len(questions), 16) for a in answer(model, tok, questions[i : i + 16], None,
                                                                      max_new_tokens=32)]

@@ -7,11 +7,12 @@ from __future__ import annotations
 import json, shutil, time
 from dataclasses import dataclass
 from pathlib import Path
-from ..config import get_preset
-from ..evaluate import evaluate, heldout_accuracy
+from ..config import TINY_VOCAB, get_preset, register_preset
+from ..evaluate import BENCH_FILES, evaluate
+from ..loading import load
 from ..metrics import score_mme, wilson_interval
 from ..model import LynxModel
-from ..serialization import load_tokenizer
+from ..records import read_jsonl
 from ..chat_format import tiny_tokenizer
 from ..train import get_recipe, train
 from .pretrain import pretrain_llm, pretrain_tower, shapes_corpus
@@ -20,8 +21,44 @@ from .steps import cached_step
 
 # %% auto #0
 __all__ = ['SMOKE', 'CHANCE', 'STEP_VERSION', 'PRETRAINED_LLM', 'POPE_PER_SPLIT', 'QuickstartConfig', 'pretrained_llm_config',
-           'llm_folder', 'llm_identity', 'write_worlds', 'pretrain_standins', 'train_stages', 'evaluate_quickstart',
-           'evaluate_benchmarks', 'quickstart', 'summarize', 'format_summary']
+           'llm_folder', 'llm_identity', 'write_worlds', 'pretrain_standins', 'heldout_accuracy', 'train_stages',
+           'evaluate_quickstart', 'evaluate_benchmarks', 'quickstart', 'summarize', 'format_summary']
+
+# %% ../../nbs/33_quickstart.ipynb #30ed1d6c
+register_preset(  # the lab's preset: 64 px images, 8 px patches, a 4-layer tower and LLM of width 128
+    "quickstart",
+    get_preset(
+        "tiny",
+        **{
+            "vision.image_size": 64,
+            "vision.config": dict(
+                hidden_size=128,
+                intermediate_size=256,
+                num_hidden_layers=4,
+                num_attention_heads=4,
+                image_size=64,
+                patch_size=8,
+            ),
+            "resampler.num_queries": 16,
+            "resampler.heads": 4,
+            "resampler.head_dim": 32,
+            "llm.config": dict(
+                vocab_size=TINY_VOCAB,
+                hidden_size=128,
+                intermediate_size=384,
+                num_hidden_layers=4,
+                num_attention_heads=4,
+                num_key_value_heads=4,
+                max_position_embeddings=256,
+                tie_word_embeddings=False,
+            ),
+            "adapters.bottleneck": 64,
+            "text.max_length": 240,
+        }
+    ),
+    overwrite=True,  # importing the module again (a notebook rerun) registers the same preset
+)
+
 
 # %% ../../nbs/33_quickstart.ipynb #1a1a26d9
 @dataclass
@@ -171,6 +208,38 @@ def pretrain_standins(quickstart_cfg: QuickstartConfig, progress: bool = True) -
         models={"vision.name_or_path": str(out / "tower"), "llm.name_or_path": str(out / "llm")},
     )
 
+# %% ../../nbs/33_quickstart.ipynb #87f90130
+def heldout_accuracy(
+    model: LynxModel,
+    tokenizer,
+    data: str | Path,
+    out: str | Path,
+    key: str = "task",
+    limit: int | None = None,
+    progress: bool = True,
+    **generate_kwargs,
+) -> dict[str, list[bool]]:
+    "Judged answers {value of `key`: [correct, ...]} on the Open-VQA image and video files of folder `data`."
+    data, out, correct = Path(data), Path(out), {}
+    for bench in ("openvqa", "videoqa"):
+        if not (data / BENCH_FILES[bench]).exists():
+            continue
+        evaluate(
+            model,
+            tokenizer,
+            bench,
+            data,
+            out / bench,
+            limit=limit,
+            progress=progress,
+            model_name="lynx_lite",
+            **generate_kwargs,
+        )
+        values = [obj.get(key, "all") for _, obj in read_jsonl(data / BENCH_FILES[bench])]
+        for value, line in zip(values, (out / bench / f"{bench}_predictions.jsonl").read_text().splitlines()):
+            correct.setdefault(value, []).append(json.loads(line)["correct"])
+    return correct
+
 # %% ../../nbs/33_quickstart.ipynb #6e7f8091
 def _stage_settings(qc: QuickstartConfig, standins: dict, model_overrides, drop, prompts, seed) -> tuple[dict, dict]:
     "(TrainConfig fields, step settings) the two stages share; a pretrained LLM adds its text format and precision."
@@ -247,7 +316,7 @@ def evaluate_quickstart(model_dir: Path, held: Path, out: Path, settings: dict, 
     "Step 6: accuracy per question type and the MME-style score on the held-out world, reused when done."
 
     def run():
-        model, tok = LynxModel.from_pretrained(model_dir), load_tokenizer(model_dir)
+        model, tok = load(model_dir, device="cpu")
         acc = heldout_accuracy(model, tok, held, out, progress=progress)
         mme = evaluate(model, tok, "mme", held, out / "mme", progress=progress, model_name="quickstart")["metrics"]
         return dict(correct=acc, mme=mme)
@@ -259,7 +328,7 @@ def evaluate_benchmarks(model_dir: Path, held: Path, out: Path, settings: dict, 
     "Step 7: POPE (its splits) and multiple choice (CircularEval) on the held-out world, reused when done."
 
     def run():
-        model, tok = LynxModel.from_pretrained(model_dir), load_tokenizer(model_dir)
+        model, tok = load(model_dir, device="cpu")
         kw = dict(progress=progress, model_name="quickstart")
         pope = evaluate(model, tok, "pope", held, out / "pope", limit=POPE_PER_SPLIT, **kw)["metrics"]
         return dict(pope=pope, mcq=evaluate(model, tok, "mcq", held, out / "mcq", **kw)["metrics"])
