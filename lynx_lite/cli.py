@@ -12,7 +12,7 @@ from .errors import explain, loading  # the standard library only: cheap at star
 # %% auto #0
 __all__ = ['parameter_counts', 'parse_overrides', 'add_inference_options', 'build_parser', 'main']
 
-# %% ../nbs/40_cli.ipynb #a0d97e1e
+# %% ../nbs/40_cli.ipynb #a2acd67b
 def parameter_counts(preset: str, stage: int = 1) -> dict:
     "Counts per part of `preset` in `stage`, built on the meta device (no weights, no download)."
     import torch  # commands import what they use when they run (see above)
@@ -45,6 +45,7 @@ def _cmd_presets(args) -> None:
     print("\n".join(list_presets()))
 
 
+# %% ../nbs/40_cli.ipynb #e544ae58
 def _cmd_convert_original(args) -> None:
     from lynx_lite.original import convert_original
 
@@ -69,9 +70,7 @@ def _add_model_commands(sub) -> None:
     )
     s.add_argument("--lynx", required=True, help="finetune_lynx.pt (stage 2) or pretrain_lynx.pt (stage 1)")
     s.add_argument("--eva", help="eva_vit_g.pth (EVA01_g_psz14.pt); needed unless --lynx carries vision_encoder.*")
-    s.add_argument(
-        "--llm", required=True, help="Vicuna-7B v1.1: a Hugging Face folder or hub id (referenced, not copied)"
-    )
+    s.add_argument("--llm", required=True, help="Vicuna-7B v1.1: a Hugging Face folder or hub id (referenced)")
     s.add_argument("--preset", default="lynx-7b", help="the sizes to check against (default lynx-7b)")
     s.add_argument("--dtype", default="float16", choices=("float16", "bfloat16", "float32"), help="stored precision")
     s.add_argument("--max-shard-size", default="5GB", help="largest safetensors file (default 5GB)")
@@ -80,7 +79,7 @@ def _add_model_commands(sub) -> None:
 
 # %% ../nbs/40_cli.ipynb #32c1ca2a
 def _cmd_llm(args) -> None:
-    from lynx_lite.llms import LLMS, MARKER, cache_root, check_cached, get_llm
+    from lynx_lite.llms import LLMS, cache_listing, check_cached, get_llm
 
     if args.action == "get":
         if not args.name:
@@ -89,10 +88,7 @@ def _cmd_llm(args) -> None:
         marker = check_cached(folder)
         print(f"{folder} ({marker['source']}); use it as llm.name_or_path={args.name}")
         return
-    for name, known in LLMS.items():
-        folder = cache_root() / name
-        state = f"{check_cached(folder)['source']} copy in {folder}" if (folder / MARKER).exists() else "not fetched"
-        print(f"{name:<24}{known.title} ({known.parameters / 1e6:.1f}M; hub {known.hub_id}): {state}")
+    print("\n".join(cache_listing()))
 
 
 def _add_llm_commands(sub) -> None:
@@ -104,7 +100,7 @@ def _add_llm_commands(sub) -> None:
     s.add_argument("--force", action="store_true", help="fetch again even when cached")
     s.set_defaults(func=_cmd_llm)
 
-# %% ../nbs/40_cli.ipynb #5f607182
+# %% ../nbs/40_cli.ipynb #5bf48d51
 def parse_overrides(items: list[str]) -> dict:
     "`key=value` strings -> {key: value}, values parsed as YAML (numbers, booleans, lists, dicts)."
     out = {}
@@ -116,6 +112,7 @@ def parse_overrides(items: list[str]) -> dict:
     return out
 
 
+# %% ../nbs/40_cli.ipynb #c0b67879
 def _cmd_train(args) -> None:
     from lynx_lite.train import TrainConfig, get_recipe, preflight, train
 
@@ -150,13 +147,9 @@ def _add_train_commands(sub) -> None:
     s = sub.add_parser("train", help="train a stage: --recipe NAME or --config FILE, then key=value overrides")
     s.add_argument("--config", help="a YAML or JSON TrainConfig file")
     s.add_argument("--recipe", help="a built-in recipe (see `lynx-lite recipes`)")
-    s.add_argument("--resume", action="store_true", help="continue from the run's latest checkpoint")
-    s.add_argument(
-        "overrides",
-        nargs="*",
-        help="key=value overrides (values are YAML), e.g. max_steps=50 "
-        'data_dir=data/shapes "model_overrides={adapters.method: lora}"',
-    )
+    s.add_argument("--resume", action="store_true", help="continue from the run's latest train state")
+    s.add_argument("overrides", nargs="*", help="key=value overrides (values are YAML), e.g. max_steps=50 "
+                   'data_dir=data/shapes "model_overrides={adapters.method: lora}"')  # fmt: skip
     s.set_defaults(func=_cmd_train)
     s = sub.add_parser("recipes", help="list the training recipes, or print one as YAML")
     s.add_argument("name", nargs="?")
@@ -166,7 +159,7 @@ def _add_train_commands(sub) -> None:
     s.add_argument("--num-processes", type=int, default=8)
     s.set_defaults(func=_cmd_launch_files)
 
-# %% ../nbs/40_cli.ipynb #8293a4b5
+# %% ../nbs/40_cli.ipynb #2f3c4ca2
 def _load(args, model: str | None = None):
     "`lynx_lite.load` of `model` (default --model) with --dtype, --load-in-4bit, --device; seeds --seed."
     import torch
@@ -213,6 +206,7 @@ def add_inference_options(s) -> None:
     )
 
 
+# %% ../nbs/40_cli.ipynb #ff6b56fe
 def _cmd_eval(args) -> None:
     from lynx_lite.evaluate import evaluate, find_bench_data, uses_judge
     from lynx_lite.judges import get_judge
@@ -261,6 +255,7 @@ def _cmd_eval(args) -> None:
         )
 
 
+# %% ../nbs/40_cli.ipynb #36509920
 def _cmd_score(args) -> None:
     from lynx_lite.metrics import mme_partial_error, score_mme
 
@@ -284,75 +279,51 @@ def _cmd_report(args) -> None:
     print(report(args.results, args.out, names, allow_mismatch=args.allow_mismatch))
 
 
+# %% ../nbs/40_cli.ipynb #cda914e2
+def _add_judge_options(s) -> None:
+    "--judge and its settings (eval: openvqa, videoqa, conversation are judged right or wrong; llavabench 1-10)."
+    s.add_argument(
+        "--judge",
+        default="rule",
+        help="built only for the benches that use one: rule (offline, deterministic; default) | http (an "
+        "OpenAI-compatible endpoint) | hf:<model id or folder> (a local causal LM)",
+    )
+    s.add_argument("--judge-base-url", help="http: base URL (default $LYNX_JUDGE_BASE_URL, else OpenAI's); key from "
+                   "$LYNX_JUDGE_API_KEY or $OPENAI_API_KEY")  # fmt: skip
+    s.add_argument("--judge-model", help="http judge: model name (default $LYNX_JUDGE_MODEL, else gpt-4o-mini)")
+    s.add_argument("--review-prompt", metavar="FILE", help="http / hf judge, llavabench: your own review prompt "
+                   "({context} {question} {reference} {answer}), e.g. LLaVA's rule.json text")  # fmt: skip
+
+
 def _add_eval_commands(sub) -> None:
     from lynx_lite.evaluate import BENCHES  # evaluate imports torch only when it runs a model
 
     s = sub.add_parser("eval", help="evaluate a saved model on benchmarks, by their own protocols")
     s.add_argument("--model", required=True, help="a folder (or hub id) save_pretrained wrote, e.g. runs/x/model")
-    s.add_argument(
-        "--bench",
-        required=True,
-        nargs="+",
-        choices=tuple(BENCHES),
-        help="benchmarks to run: " + "; ".join(f"{k}: {b.about}" for k, b in BENCHES.items()),
-    )
-    s.add_argument(
-        "--data",
-        required=True,
-        help="the bench's file, or a folder holding it under its usual name (as `lynx-lite shapes` writes, or the "
-        "release's: Open_VQA_images.jsonl, MMBench_DEV_EN.tsv, SEED-Bench.json, coco_pope_*.json, ...)",
-    )
+    about = "; ".join(f"{k}: {b.about}" for k, b in BENCHES.items())
+    s.add_argument("--bench", required=True, nargs="+", choices=tuple(BENCHES), help=f"benchmarks to run: {about}")
+    s.add_argument("--data", required=True, help="the bench's file, or a folder holding it under its usual name (as "
+                   "`lynx-lite shapes` writes, or the release's: MMBench_DEV_EN.tsv, coco_pope_*.json)")  # fmt: skip
     s.add_argument("--out", default="eval", help="output folder (one subfolder per bench when several)")
     s.add_argument("--batch-size", type=int, default=16, help="questions generated at once (default 16)")
-    s.add_argument(
-        "--judge",
-        default="rule",
-        help="the judge, built only for the benches that use one (openvqa, videoqa, conversation: right or wrong; "
-        "llavabench: 1-10 reviews): rule (offline, deterministic; default) | http (an OpenAI-compatible endpoint) | "
-        "hf:<model id or folder> (a local causal LM)",
-    )
-    s.add_argument(
-        "--judge-base-url",
-        help="http judge: OpenAI-compatible base URL (default $LYNX_JUDGE_BASE_URL, else https://api.openai.com/v1); "
-        "key from $LYNX_JUDGE_API_KEY or $OPENAI_API_KEY",
-    )
-    s.add_argument("--judge-model", help="http judge: model name (default $LYNX_JUDGE_MODEL, else gpt-4o-mini)")
-    s.add_argument(
-        "--review-prompt",
-        metavar="FILE",
-        help="http / hf judge, llavabench: a review prompt of your own (fields {context} {question} {reference} "
-        "{answer}), e.g. LLaVA's rule.json text to compare with published LLaVA-Bench figures",
-    )
-    s.add_argument(
-        "--limit",
-        type=int,
-        help="only the first N items: MME images per subtask, POPE questions per split, conversations, questions "
-        "(with all their rotations)",
-    )
-    s.add_argument(
-        "--max-prompt-tokens",
-        type=int,
-        help="longest prompt per question, BOS included (default: the bench's own, "
-        + ", ".join(f"{k} {b.max_prompt_tokens}" for k, b in BENCHES.items())
-        + "; at most what the model's max_length leaves for the answer); longer ones keep their end and are counted",
-    )
-    s.add_argument(
-        "--partial",
-        action="store_true",
-        help="mme: score a folder that lacks some of the 14 subtasks (totals marked partial) instead of stopping",
-    )
-    s.add_argument(
-        "--no-circular",
-        action="store_true",
-        help="mcq, mmbench, seedbench: ask each question once, options as published (default: CircularEval)",
-    )
-    s.add_argument(
-        "--media-root",
-        help="the folder image and video paths are relative to (default: the data file's folder), e.g. COCO's "
-        "val2014 for POPE's files",
-    )
+    _add_judge_options(s)
+    s.add_argument("--limit", type=int, help="only the first N items: MME images per subtask, POPE questions per "
+                   "split, conversations, questions (with all their rotations)")  # fmt: skip
+    own = ", ".join(f"{k} {b.max_prompt_tokens}" for k, b in BENCHES.items())
+    s.add_argument("--max-prompt-tokens", type=int, help=f"longest prompt, BOS included (default: the bench's own, "
+                   f"{own}; at most what max_length leaves for the answer); longer ones keep their end")  # fmt: skip
+    s.add_argument("--partial", action="store_true", help="mme: score a folder that lacks some of the 14 subtasks")
+    s.add_argument("--no-circular", action="store_true", help="mcq, mmbench, seedbench: each question once, options "
+                   "as published (default: CircularEval)")  # fmt: skip
+    s.add_argument("--media-root", help="the folder image and video paths are relative to (default: the data file's "
+                   "folder), e.g. COCO's val2014 for POPE")  # fmt: skip
     add_inference_options(s)
     s.set_defaults(func=_cmd_eval)
+    _add_score_commands(sub)
+
+
+# %% ../nbs/40_cli.ipynb #acdcbc8b
+def _add_score_commands(sub) -> None:
     s = sub.add_parser("score", help="score benchmark result files written by any model")
     s.add_argument("bench", choices=("mme",), help="the benchmark whose result files these are")
     s.add_argument("results", help="folder of <subtask>.txt files (image, question, truth, prediction per line)")
@@ -373,6 +344,7 @@ def _add_eval_commands(sub) -> None:
         help="show runs of a bench side by side even when their n or judges differ (marked not comparable)",
     )
     s.set_defaults(func=_cmd_report)
+
 
 # %% ../nbs/40_cli.ipynb #a4b5c6d7
 def _cmd_chat(args) -> None:

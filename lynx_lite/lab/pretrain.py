@@ -34,7 +34,7 @@ class MeanPoolTextEncoder(nn.Module):
         h = self.enc(self.embed(ids) + self.pos[:, : ids.shape[1]], src_key_padding_mask=~mask)
         return self.proj((h * mask[..., None]).sum(1) / mask.sum(1, keepdim=True))
 
-
+# %% ../../nbs/32_pretrain.ipynb #98fa7e2d
 Box = tuple[float, float, float, float]  # x0, y0, x1, y1 as fractions of the image side
 
 
@@ -52,7 +52,124 @@ def box_weights(box: Box, grid: int) -> torch.Tensor:
     w = (axis(box[1], box[3])[:, None] & axis(box[0], box[2])[None, :]).flatten().float()
     return w / w.sum()
 
+# %% ../../nbs/32_pretrain.ipynb #d7c0ecb8
+def _tower_pairs(
+    pairs_file: str | Path, vision_cfg: VisionConfig, held_out: int, batch_size: int, progress: bool
+) -> tuple[torch.Tensor, list[str]]:
+    "The pixels (N, 3, S, S) and captions of the image pairs of `pairs_file` (video pairs are left out)."
+    from tqdm.auto import tqdm
 
+    pairs = [r for r in load_pairs(pairs_file) if r.image]
+    if len(pairs) <= held_out + batch_size:
+        raise ValueError(
+            f"{pairs_file}: {len(pairs)} image pairs are too few for batch {batch_size} + {held_out} held out"
+        )
+    pixels = torch.stack(
+        [
+            image_to_pixels(load_image(r.image), vision_cfg)
+            for r in tqdm(pairs, desc="loading images", disable=not progress)
+        ]
+    )
+    return pixels, [r.turns[0][1] for r in pairs]
+
+
+def _caption_tokens(tokenizer, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    "(B, L) ids and mask of `texts`, right-padded."
+    ids = [tokenizer(t, add_special_tokens=False).input_ids[:128] for t in texts]
+    return pad_rows(ids, 0, "right"), pad_rows([[1] * len(r) for r in ids], 0, "right").bool()
+
+
+def _shuffle_words(caption: str, rng: random.Random) -> str:
+    "A generic negative when none is given: the caption's words in another order."
+    w = caption.split()
+    rng.shuffle(w)
+    return " ".join(w)
+
+# %% ../../nbs/32_pretrain.ipynb #71e7e953
+class _TowerHeads:
+    "The tower being trained and what its contrastive losses train with it: text encoder, projections, temperatures."
+
+    def __init__(self, vision_cfg: VisionConfig, tokenizer, text_layers: int, regions: bool, seed: int):
+        torch.manual_seed(seed)
+        self.tokenizer, self.weights = tokenizer, {}
+        self.tower = AutoModel.from_config(AutoConfig.for_model(vision_cfg.model_type, **vision_cfg.config))
+        dim, self.grid = self.tower.config.hidden_size, self.tower.config.image_size // self.tower.config.patch_size
+        self.text, self.vproj = MeanPoolTextEncoder(len(tokenizer), dim, dim, layers=text_layers), nn.Linear(dim, dim)
+        self.scale = nn.Parameter(torch.tensor(2.66))  # log(1/0.07), CLIP's initial temperature
+        self.params = [*self.tower.parameters(), *self.text.parameters(), *self.vproj.parameters(), self.scale]
+        if regions:  # the region embeddings' projection and temperature
+            self.rproj, self.rscale = nn.Linear(dim, dim), nn.Parameter(torch.tensor(2.66))
+            self.params += [*self.rproj.parameters(), self.rscale]
+
+    def train(self, mode: bool = True) -> None:
+        self.tower.train(mode)
+        self.text.train(mode)
+
+    def text_emb(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.text(ids, mask), dim=-1)
+
+    def embed(self, pixels: torch.Tensor, grounded: list[list[tuple[str, Box]]] | None = None):
+        "Image embeddings (B,D); with `grounded` (phrase, box) per image, also region embeddings (R,D) and phrases."
+        out = self.tower(pixel_values=pixels)
+        v = F.normalize(self.vproj(out.pooler_output), dim=-1)
+        if grounded is None:
+            return v, None, []
+        g = self.grid
+        patches, pooled, phrases = out.last_hidden_state[:, -g * g :], [], []  # drop a CLS token if there is one
+        for j, rows in enumerate(grounded):
+            for phrase, box in rows:
+                if box not in self.weights:
+                    self.weights[box] = box_weights(box, g)
+                pooled.append(self.weights[box] @ patches[j])
+                phrases.append(phrase)
+        return v, F.normalize(self.rproj(torch.stack(pooled)), dim=-1) if pooled else None, phrases
+
+    def region_logits(self, r: torch.Tensor, phrases: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        "Region -> phrase logits over the distinct phrases, and the targets."
+        uniq = sorted(set(phrases))
+        t = self.text_emb(*_caption_tokens(self.tokenizer, uniq))
+        return r @ t.T * self.rscale.exp().clamp(max=100), torch.tensor([uniq.index(p) for p in phrases])
+
+# %% ../../nbs/32_pretrain.ipynb #773e751d
+def _tower_scores(
+    h: _TowerHeads, pixels: torch.Tensor, grounded, captions: tuple, negatives: tuple
+) -> tuple[float, float, float | None]:
+    "Held-out image->caption retrieval@1, how often the true caption beats its negative, region->phrase accuracy."
+    h.train(False)
+    with torch.no_grad():
+        (v, r, phrases), w, n = h.embed(pixels, grounded), h.text_emb(*captions), h.text_emb(*negatives)
+        ra = None
+        if r is not None:
+            l, y = h.region_logits(r, phrases)
+            ra = (l.argmax(1) == y).float().mean().item()
+    h.train(True)
+    return (
+        ((v @ w.T).argmax(1) == torch.arange(len(v))).float().mean().item(),
+        ((v * w).sum(1) > (v * n).sum(1)).float().mean().item(),
+        ra,
+    )
+
+# %% ../../nbs/32_pretrain.ipynb #cdd17670
+def _tower_loss(
+    h: _TowerHeads,
+    pixels: torch.Tensor,
+    grounded,
+    ids: torch.Tensor,
+    mask: torch.Tensor,
+    negatives,
+    region_weight: float,
+) -> torch.Tensor:
+    "The contrastive loss of a batch (`negatives`: the tokens of a hard negative per image, or None)."
+    (v, r, phrases), w = h.embed(pixels, grounded), h.text_emb(ids, mask)
+    s, y = h.scale.exp().clamp(max=100), torch.arange(len(v))
+    logits = v @ w.T * s
+    i2t = logits if negatives is None else torch.cat([logits, v @ h.text_emb(*negatives).T * s], 1)
+    loss = (F.cross_entropy(i2t, y) + F.cross_entropy(logits.T, y)) / 2
+    if r is not None:
+        loss = loss + region_weight * F.cross_entropy(*h.region_logits(r, phrases))
+    return loss
+
+# %% ../../nbs/32_pretrain.ipynb #a895ac49
 def pretrain_tower(
     pairs_file: str | Path,
     vision_cfg: VisionConfig,
@@ -75,118 +192,37 @@ def pretrain_tower(
     from tqdm.auto import tqdm
 
     g, rng = torch.Generator().manual_seed(seed), random.Random(seed)
-    pairs = [r for r in load_pairs(pairs_file) if r.image]
-    if len(pairs) <= held_out + batch_size:
-        raise ValueError(
-            f"{pairs_file}: {len(pairs)} image pairs are too few for batch {batch_size} + {held_out} held out"
-        )
-    pixels = torch.stack(
-        [
-            image_to_pixels(load_image(r.image), vision_cfg)
-            for r in tqdm(pairs, desc="loading images", disable=not progress)
-        ]
-    )
-    captions = [r.turns[0][1] for r in pairs]
+    pixels, captions = _tower_pairs(pairs_file, vision_cfg, held_out, batch_size, progress)
     grounded = [regions(c) for c in captions] if regions else None
-
-    def tokens(texts):  # (B, L) ids and mask, right-padded
-        ids = [tokenizer(t, add_special_tokens=False).input_ids[:128] for t in texts]
-        return pad_rows(ids, 0, "right"), pad_rows([[1] * len(r) for r in ids], 0, "right").bool()
-
-    I, M = tokens(captions)
-    torch.manual_seed(seed)
-    tower = AutoModel.from_config(AutoConfig.for_model(vision_cfg.model_type, **vision_cfg.config))
-    dim, grid = tower.config.hidden_size, tower.config.image_size // tower.config.patch_size
-    text, vproj = MeanPoolTextEncoder(len(tokenizer), dim, dim, layers=text_layers), nn.Linear(dim, dim)
-    scale = nn.Parameter(torch.tensor(2.66))  # log(1/0.07), CLIP's initial temperature
-    params = [*tower.parameters(), *text.parameters(), *vproj.parameters(), scale]
-    if regions:  # the region embeddings' projection and temperature
-        rproj, rscale = nn.Linear(dim, dim), nn.Parameter(torch.tensor(2.66))
-        params += [*rproj.parameters(), rscale]
-    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.01)
+    rows = lambda ix: [grounded[i] for i in ix.tolist()] if regions else None
+    I, M = _caption_tokens(tokenizer, captions)
+    h = _TowerHeads(vision_cfg, tokenizer, text_layers, bool(regions), seed)
+    opt = torch.optim.AdamW(h.params, lr=lr, weight_decay=0.01)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.1)
-    train_ix, test_ix = torch.arange(held_out, len(pairs)), torch.arange(held_out)
-    text_emb = lambda ids, mask: F.normalize(text(ids, mask), dim=-1)
-    weights = {}
-
-    def embed(ix):
-        "Image embeddings (B,D); with `regions`, also the region embeddings (R,D) and their phrases."
-        out = tower(pixel_values=pixels[ix])
-        v = F.normalize(vproj(out.pooler_output), dim=-1)
-        if not regions:
-            return v, None, []
-        patches, pooled, phrases = out.last_hidden_state[:, -grid * grid :], [], []  # drop a CLS token if there is one
-        for j, i in enumerate(ix.tolist()):
-            for phrase, box in grounded[i]:
-                if box not in weights:
-                    weights[box] = box_weights(box, grid)
-                pooled.append(weights[box] @ patches[j])
-                phrases.append(phrase)
-        return v, F.normalize(rproj(torch.stack(pooled)), dim=-1) if pooled else None, phrases
-
-    def region_logits(r, phrases):
-        "Region -> phrase logits over the distinct phrases, and the targets."
-        uniq = sorted(set(phrases))
-        return r @ text_emb(*tokens(uniq)).T * rscale.exp().clamp(max=100), torch.tensor(
-            [uniq.index(p) for p in phrases]
-        )
-
+    train_ix, test_ix = torch.arange(held_out, len(captions)), torch.arange(held_out)
     neg_rng = random.Random(seed + 1)  # the same held-out negatives at every evaluation
-    test_negs = tokens([(negatives or _shuffle_words)(captions[i], neg_rng) for i in test_ix.tolist()])
-
-    def evaluate():
-        "Held-out image->caption retrieval@1, how often the true caption beats its negative, region->phrase accuracy."
-        tower.eval()
-        text.eval()
-        with torch.no_grad():
-            (v, r, phrases), w, n = embed(test_ix), text_emb(I[test_ix], M[test_ix]), text_emb(*test_negs)
-            ra = None
-            if r is not None:
-                l, y = region_logits(r, phrases)
-                ra = (l.argmax(1) == y).float().mean().item()
-        tower.train()
-        text.train()
-        return (
-            ((v @ w.T).argmax(1) == torch.arange(len(test_ix))).float().mean().item(),
-            ((v * w).sum(1) > (v * n).sum(1)).float().mean().item(),
-            ra,
-        )
-
-    r0, n0, a0 = evaluate()
-    hist = dict(loss=[], retrieval=[(0, r0)], negative_acc=[(0, n0)], chance=1 / held_out)
-    if regions:
-        hist |= dict(region_acc=[(0, a0)], region_chance=1 / len({p for i in test_ix.tolist() for p, _ in grounded[i]}))
+    test_negs = _caption_tokens(
+        tokenizer, [(negatives or _shuffle_words)(captions[i], neg_rng) for i in range(held_out)]
+    )
+    evaluate = lambda: _tower_scores(h, pixels[test_ix], rows(test_ix), (I[test_ix], M[test_ix]), test_negs)
+    (r0, n0, a0), hist = evaluate(), dict(loss=[])
     for step in tqdm(range(steps), desc="pretraining the tower", disable=not progress):
         b = train_ix[torch.randperm(len(train_ix), generator=g)[:batch_size]]
-        (v, r, phrases), w = embed(b), text_emb(I[b], M[b])
-        s, y = scale.exp().clamp(max=100), torch.arange(len(b))
-        logits = v @ w.T * s
-        i2t = (
-            logits
-            if negatives is None
-            else torch.cat([logits, v @ text_emb(*tokens([negatives(captions[i], rng) for i in b.tolist()])).T * s], 1)
+        neg = (
+            None if negatives is None else _caption_tokens(tokenizer, [negatives(captions[i], rng) for i in b.tolist()])
         )
-        loss = (F.cross_entropy(i2t, y) + F.cross_entropy(logits.T, y)) / 2
-        if r is not None:
-            loss = loss + region_weight * F.cross_entropy(*region_logits(r, phrases))
+        loss = _tower_loss(h, pixels[b], rows(b), I[b], M[b], neg, region_weight)
         loss.backward()
         opt.step()
         sched.step()
         opt.zero_grad()
         hist["loss"].append(loss.item())
     r1, n1, a1 = evaluate()
-    hist["retrieval"].append((steps, r1))
-    hist["negative_acc"].append((steps, n1))
+    hist |= dict(retrieval=[(0, r0), (steps, r1)], negative_acc=[(0, n0), (steps, n1)], chance=1 / held_out)
     if regions:
-        hist["region_acc"].append((steps, a1))
-    return tower.eval(), hist
-
-
-def _shuffle_words(caption: str, rng: random.Random) -> str:
-    "A generic negative when none is given: the caption's words in another order."
-    w = caption.split()
-    rng.shuffle(w)
-    return " ".join(w)
+        chance = 1 / len({p for i in test_ix.tolist() for p, _ in grounded[i]})
+        hist |= dict(region_acc=[(0, a0), (steps, a1)], region_chance=chance)
+    return h.tower.eval(), hist
 
 # %% ../../nbs/32_pretrain.ipynb #e4402def
 def shapes_corpus(shapes_dir: str | Path, tokenizer, text_cfg: TextConfig) -> list[list[int]]:

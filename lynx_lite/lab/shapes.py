@@ -43,7 +43,7 @@ EVENTS = {
     "shrinks": None,
 }
 
-
+# %% ../../nbs/31_shapes.ipynb #62c6a441
 @dataclass
 class Shape:
     form: str
@@ -75,7 +75,7 @@ class Scene:
             return f"a {s.color} {s.form} {self.event} on a {self.background} background."
         return " and ".join(s.phrase() for s in self.shapes) + f", on a {self.background} background."
 
-
+# %% ../../nbs/31_shapes.ipynb #8ed04622
 def sample_scene(rng: random.Random, max_shapes: int = 3, video: bool = False) -> Scene:
     "A random scene: forms and colours distinct, one shape per grid cell; for video, shapes[0] gets a feasible event."
     n = rng.randint(1, max_shapes)
@@ -141,7 +141,7 @@ def _draw(draw: ImageDraw.ImageDraw, form: str, color: str, cx: float, cy: float
     else:
         draw.polygon(_polygon(form, cx, cy, r), fill=COLORS[color])
 
-
+# %% ../../nbs/31_shapes.ipynb #44b5c09c
 def render(scene: Scene, size: int = 64, t: float = 0.0, ss: int = 4) -> Image.Image:
     "The scene as an RGB image of `size`²; `t` in [0, 1] is the time of a video frame."
     S = size * ss
@@ -184,7 +184,7 @@ def open_questions(scene: Scene, rng: random.Random, mode: str = "diverse") -> l
         ]
     return qa
 
-
+# %% ../../nbs/31_shapes.ipynb #8c6fd923
 YES_NO = " Please answer yes or no."
 
 
@@ -212,7 +212,7 @@ def yes_no_pairs(scene: Scene, rng: random.Random) -> dict[str, list[tuple[str, 
         "color": [(f"Is the {s.form} {s.color}?{YES_NO}", "Yes"), (f"Is the {s.form} {other_color}?{YES_NO}", "No")],
     }
 
-
+# %% ../../nbs/31_shapes.ipynb #4ffefb14
 def multiple_choice(scene: Scene, rng: random.Random, mode: str = "diverse") -> dict:
     """A 4-way question (colour, shape or position of one shape): task, question, options, answer letter, and
     `prompt`, the question with its options in one of the diverse phrasings (for training data; evaluation shows
@@ -310,7 +310,7 @@ _DESCRIBED = {
     "cross": "looks like a plus sign",
 }
 
-
+# %% ../../nbs/31_shapes.ipynb #b11acc94
 def text_instruction(rng: random.Random) -> dict:
     "A text-only instruction about the world's vocabulary (numbers, opposites, colours, shapes): instruction, output."
     topic = rng.choices(range(8), weights=(1, 1, 1, 1, 2, 2, 3, 2))[0]  # colour, shape and yes/no answers most often
@@ -372,7 +372,7 @@ def pope_questions(scenes: list[tuple[str, Scene]], rng: random.Random) -> dict[
             r["question_id"] = i
     return out
 
-
+# %% ../../nbs/31_shapes.ipynb #3d065a6c
 def llavabench_items(scene: Scene, rng: random.Random) -> list[tuple[str, str, str]]:
     "(category, question, reference answer) for LLaVA-Bench's three categories about `scene`."
     s = rng.choice(scene.shapes)
@@ -403,25 +403,25 @@ def conversation_turns(scene: Scene, rng: random.Random) -> list[tuple[str, str,
         ("size", "Is it large or small?", s.size),
     ]
 
+# %% ../../nbs/31_shapes.ipynb #e6b6d2f0
+def _jsonl(rows: list[dict]) -> str:
+    return "".join(json.dumps(r) + "\n" for r in rows)
 
-def _tsv(value) -> str:
-    return str(value).replace("\t", " ").replace("\n", " ")
 
-
-def write_benchmarks(out: Path, scenes: list[tuple[str, Scene]], mcqs: list[dict], seed: int) -> dict:
-    """POPE, LLaVA-Bench, MMBench, SEED-Bench and conversation files for the first images of `scenes`
-    ((path, scene), paths relative to `out`) and `mcqs`; drawn from their own generator. Returns their counts."""
-    rng = random.Random(f"{seed}:benchmarks")
-    scenes, mcqs = scenes[:BENCH_IMAGES], mcqs[:BENCH_IMAGES]
-    lines = lambda rows: "".join(json.dumps(r) + "\n" for r in rows)
+def _write_pope(out: Path, scenes: list[tuple[str, Scene]], rng: random.Random) -> dict[str, int]:
+    "`shapes_pope_{split}.json` of `scenes`; returns the questions per split."
     pope = pope_questions(scenes, rng)
     for split, rows in pope.items():
-        (out / f"shapes_pope_{split}.json").write_text(lines(rows))
+        (out / f"shapes_pope_{split}.json").write_text(_jsonl(rows))
+    return {k: len(v) for k, v in pope.items()}
 
+
+def _write_llavabench(out: Path, scenes: list[tuple[str, Scene]], rng: random.Random) -> int:
+    "`llava_bench/`: questions, context (captions), reference answers and images of `scenes`; returns the questions."
     lb = out / "llava_bench"
     (lb / "images").mkdir(parents=True, exist_ok=True)
     questions, context, answers = [], [], []
-    for rel, sc in scenes[:LLAVABENCH_IMAGES]:
+    for rel, sc in scenes:
         name = Path(rel).name
         (lb / "images" / name).write_bytes((out / rel).read_bytes())
         context.append(dict(id=Path(rel).stem, image=name, caption=sc.caption()))
@@ -430,8 +430,16 @@ def write_benchmarks(out: Path, scenes: list[tuple[str, Scene]], mcqs: list[dict
             questions.append(dict(question_id=qid, image=name, text=q, category=cat))
             answers.append(dict(question_id=qid, text=a, answer_id=f"shapes-{qid}", model_id="shapes-ground-truth"))
     for name, rows in (("questions", questions), ("context", context), ("answers_gpt4", answers)):
-        (lb / f"{name}.jsonl").write_text(lines(rows))
+        (lb / f"{name}.jsonl").write_text(_jsonl(rows))
+    return len(questions)
 
+# %% ../../nbs/31_shapes.ipynb #b94a05da
+def _tsv(value) -> str:
+    return str(value).replace("\t", " ").replace("\n", " ")
+
+
+def _write_choice_benches(out: Path, mcqs: list[dict]) -> int:
+    "`mmbench.tsv` and `seed_bench/` of the multiple-choice questions `mcqs`; returns their number."
     head = ["index", "question", "hint", "A", "B", "C", "D", "answer", "category", "l2-category", "split", "image"]
     tsv, seed_qs = ["\t".join(head)], []
     (out / "seed_bench" / "SEED-Bench-image").mkdir(parents=True, exist_ok=True)
@@ -456,7 +464,11 @@ def write_benchmarks(out: Path, scenes: list[tuple[str, Scene]], mcqs: list[dict
         )
     (out / "mmbench.tsv").write_text("\n".join(tsv) + "\n")
     (out / "seed_bench" / "SEED-Bench.json").write_text(json.dumps(dict(questions=seed_qs, question_type=types)))
+    return len(mcqs)
 
+# %% ../../nbs/31_shapes.ipynb #d5baa985
+def _write_conversation_bench(out: Path, scenes: list[tuple[str, Scene]], rng: random.Random) -> int:
+    "`conversation.json`: a three-turn conversation per scene (LLaVA's format, each answer with its task)."
     convs = []
     for rel, sc in scenes:
         conv = []
@@ -467,11 +479,22 @@ def write_benchmarks(out: Path, scenes: list[tuple[str, Scene]], mcqs: list[dict
             ]
         convs.append({"id": Path(rel).stem, "image": rel, "conversations": conv})
     (out / "conversation.json").write_text(json.dumps(convs))
+    return len(convs)
+
+
+def write_benchmarks(out: Path, scenes: list[tuple[str, Scene]], mcqs: list[dict], seed: int) -> dict:
+    """POPE, LLaVA-Bench, MMBench, SEED-Bench and conversation files for the first images of `scenes`
+    ((path, scene), paths relative to `out`) and `mcqs`; drawn from their own generator. Returns their counts."""
+    rng = random.Random(f"{seed}:benchmarks")
+    scenes, mcqs = scenes[:BENCH_IMAGES], mcqs[:BENCH_IMAGES]
+    pope = _write_pope(out, scenes, rng)
+    llavabench = _write_llavabench(out, scenes[:LLAVABENCH_IMAGES], rng)
+    mmbench = _write_choice_benches(out, mcqs)
     return dict(
-        pope={k: len(v) for k, v in pope.items()},
-        llavabench=len(questions),
-        mmbench=len(mcqs),
-        conversation_bench=len(convs),
+        pope=pope,
+        llavabench=llavabench,
+        mmbench=mmbench,
+        conversation_bench=_write_conversation_bench(out, scenes, rng),
     )
 
 # %% ../../nbs/31_shapes.ipynb #85c913c9
@@ -499,7 +522,72 @@ def write_video(frames: list[Image.Image], path: Path, fps: int = 8) -> None:
         for packet in stream.encode():
             out.mux(packet)
 
+# %% ../../nbs/31_shapes.ipynb #7135c8f2
+_WORLD_DIRS = (
+    "images",
+    "videos",
+    "mme/existence",
+    "mme/count",
+    "mme/position",
+    "mme/color/images",
+    "mme/color/questions_answers_YN",
+)
 
+
+def _write_media(out: Path, i: int, scene: Scene, size: int, num_frames: int) -> str:
+    "Scene `i` as `images/{i}.png`, or, with an event, as `videos/{i}.mp4`; returns the path relative to `out`."
+    if scene.event:
+        rel = f"videos/{i:06d}.mp4"
+        write_video(render_video(scene, size, num_frames), out / rel)
+    else:
+        rel = f"images/{i:06d}.png"
+        render(scene, size).save(out / rel)
+    return rel
+
+# %% ../../nbs/31_shapes.ipynb #f0cec81a
+def _instruction_turns(scene: Scene, qa: list[dict], rng: random.Random, prompts: str) -> list[dict]:
+    "A stage-2 conversation about `scene` (LLaVA's turns): its caption, up to 3 of `qa` and, in an image, a yes/no."
+    video = scene.event is not None
+    task = "video_caption" if video else "caption"
+    turns = [(task, phrase(task, rng, prompts), scene.caption())]
+    turns += [(q["task"], q["question"], q["answer"]) for q in rng.sample(qa, min(3, len(qa)))]
+    if not video:  # one yes/no question per image conversation, in MME's phrasing
+        q, a = rng.choice(rng.choice(list(yes_no_pairs(scene, rng).values())))
+        turns.append(("yes_no", q, a.lower()))
+    conv, tag = [], "<video>\n" if video else "<image>\n"
+    for j, (_, q, a) in enumerate(rng.sample(turns, len(turns))):
+        conv += [{"from": "human", "value": (tag if j == 0 else "") + q}, {"from": "gpt", "value": a}]
+    return conv
+
+# %% ../../nbs/31_shapes.ipynb #1d27e4ca
+def _openvqa_rows(qa: list[dict], key: str, rel: str, start: int) -> list[dict]:
+    "Open-VQA rows of a scene's open questions `qa` (its media under `key`: `rel`), numbered from `start`."
+    return [
+        {
+            "index": start + k,
+            "dataset": "shapes",
+            "question": q["question"],
+            "answer": [q["answer"]],
+            key: rel,
+            "class": _OPENVQA_CLASS[q["task"]],
+            "task": q["task"],
+        }
+        for k, q in enumerate(qa)
+    ]
+
+
+def _write_mme(out: Path, i: int, rel: str, pairs: dict[str, list[tuple[str, str]]]) -> None:
+    "MME's files of image `i` (at `rel`) for its yes/no `pairs`: the image and its questions, per subtask."
+    for sub, qs in pairs.items():
+        lines = "".join(f"{q}\t{a}\n" for q, a in qs)
+        if sub == "color":
+            (out / f"mme/color/images/{i:06d}.png").write_bytes((out / rel).read_bytes())
+            (out / f"mme/color/questions_answers_YN/{i:06d}.txt").write_text(lines)
+        else:
+            (out / f"mme/{sub}/{i:06d}.png").write_bytes((out / rel).read_bytes())
+            (out / f"mme/{sub}/{i:06d}.txt").write_text(lines)
+
+# %% ../../nbs/31_shapes.ipynb #322cf633
 def write_dataset(
     out: str | Path,
     n_images: int = 1000,
@@ -512,78 +600,33 @@ def write_dataset(
 ) -> dict:
     "Generate the shapes world into `out` (see the table above); returns counts and the time taken."
     out, t0, rng = Path(out), time.time(), random.Random(seed)
-    for d in (
-        "images",
-        "videos",
-        "mme/existence",
-        "mme/count",
-        "mme/position",
-        "mme/color/images",
-        "mme/color/questions_answers_YN",
-    ):
+    for d in _WORLD_DIRS:
         (out / d).mkdir(parents=True, exist_ok=True)
     captions, convs, mcqs, ovqa_i, ovqa_v, image_scenes = [], [], [], [], [], []
     for i in tqdm(range(n_images + n_videos), desc="shapes world", disable=not progress):
         is_video = i >= n_images
         scene = sample_scene(rng, video=is_video)
-        if is_video:
-            rel = f"videos/{i:06d}.mp4"
-            write_video(render_video(scene, size, num_frames), out / rel)
-        else:
-            rel = f"images/{i:06d}.png"
-            render(scene, size).save(out / rel)
-        key = "video" if is_video else "image"
+        rel, key = _write_media(out, i, scene, size, num_frames), "video" if is_video else "image"
         captions.append({key: rel, "caption": scene.caption()})
         qa = open_questions(scene, rng, prompts)
-        turns = [
-            (
-                "caption" if not is_video else "video_caption",
-                phrase("video_caption" if is_video else "caption", rng, prompts),
-                scene.caption(),
-            )
-        ]
-        turns += [(q["task"], q["question"], q["answer"]) for q in rng.sample(qa, min(3, len(qa)))]
-        if not is_video:  # one yes/no question per image conversation, in MME's phrasing
-            q, a = rng.choice(rng.choice(list(yes_no_pairs(scene, rng).values())))
-            turns.append(("yes_no", q, a.lower()))
-        conv = []
-        for j, (_, q, a) in enumerate(rng.sample(turns, len(turns))):
-            conv += [{"from": "human", "value": (f"<{key}>\n" if j == 0 else "") + q}, {"from": "gpt", "value": a}]
+        conv = _instruction_turns(scene, qa, rng, prompts)
         convs.append({"id": f"{i:06d}", key: rel, "conversations": conv})
-        for q in qa:
-            (ovqa_v if is_video else ovqa_i).append(
-                {
-                    "index": len(ovqa_v if is_video else ovqa_i),
-                    "dataset": "shapes",
-                    "question": q["question"],
-                    "answer": [q["answer"]],
-                    key: rel,
-                    "class": _OPENVQA_CLASS[q["task"]],
-                    "task": q["task"],
-                }
-            )
+        ovqa = ovqa_v if is_video else ovqa_i
+        ovqa += _openvqa_rows(qa, key, rel, len(ovqa))
         if is_video:
             continue
         mcqs.append({"image": rel, **multiple_choice(scene, rng, prompts)})
         image_scenes.append((rel, scene))
-        for sub, pairs in yes_no_pairs(scene, rng).items():
-            lines = "".join(f"{q}\t{a}\n" for q, a in pairs)
-            if sub == "color":
-                (out / f"mme/color/images/{i:06d}.png").write_bytes((out / rel).read_bytes())
-                (out / f"mme/color/questions_answers_YN/{i:06d}.txt").write_text(lines)
-            else:
-                (out / f"mme/{sub}/{i:06d}.png").write_bytes((out / rel).read_bytes())
-                (out / f"mme/{sub}/{i:06d}.txt").write_text(lines)
+        _write_mme(out, i, rel, yes_no_pairs(scene, rng))
     texts = [text_instruction(rng) for _ in range(max(1, n_images + n_videos))]
-
-    def jsonl(name, rows):
-        (out / name).write_text("".join(json.dumps(r) + "\n" for r in rows))
-
-    jsonl("captions.jsonl", captions)
-    jsonl("text_instructions.jsonl", texts)
-    jsonl("mcq.jsonl", mcqs)
-    jsonl("openvqa_images.jsonl", ovqa_i)
-    jsonl("openvqa_videos.jsonl", ovqa_v)
+    for name, rows in (
+        ("captions.jsonl", captions),
+        ("text_instructions.jsonl", texts),
+        ("mcq.jsonl", mcqs),
+        ("openvqa_images.jsonl", ovqa_i),
+        ("openvqa_videos.jsonl", ovqa_v),
+    ):
+        (out / name).write_text(_jsonl(rows))
     (out / "instructions.json").write_text(json.dumps(convs))
     bench = write_benchmarks(out, image_scenes, mcqs, seed)
     summary = dict(

@@ -4,9 +4,10 @@
 
 # %% ../../nbs/30_steps.ipynb #a3b4c5d6
 from __future__ import annotations
-import hashlib, json, os, shutil, time
+import hashlib, json, shutil, time
 from pathlib import Path
 from typing import Callable
+from ..serialization import write_json
 
 # %% auto #0
 __all__ = ['step_key', 'cached_step']
@@ -16,12 +17,6 @@ def step_key(settings: dict, version: int) -> str:
     "A short digest of a step's settings (JSON, keys sorted) and method version."
     text = json.dumps({"settings": settings, "version": version}, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def _write_json(path: Path, obj: dict) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, default=str))
-    os.replace(tmp, path)  # atomic: a crash leaves the old file or the new one, never half of one
 
 
 def cached_step(
@@ -47,10 +42,10 @@ def cached_step(
     if stale and clean:  # outputs of other settings (or of an older method): start over
         shutil.rmtree(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    _write_json(started, dict(key=key, version=version, settings=settings))
+    write_json(started, dict(key=key, version=version, settings=settings))
     t0 = time.time()
     result = run() or {}
     record = dict(key=key, version=version, settings=settings, seconds=round(time.time() - t0, 1), result=result)
-    _write_json(done, record)
+    write_json(done, record)
     started.unlink()
     return record
