@@ -141,12 +141,44 @@ def apply_overrides(d: dict, overrides: dict, strict: bool = True, name: str = "
     return d
 
 
-# %% ../nbs/00_config.ipynb #a8f8700f
+# %% ../nbs/00_config.ipynb #a6f5837e
 PARTS = ("vision", "frame_pos", "resampler", "adapters", "llm")  # every parameter belongs to one (`07_freeze`)
 BASE_PARTS = ("vision", "llm")  # the pretrained ones: loaded by name, referenced (not stored) by a trainable-only save
 _DEFAULT_TRAINABLE = ["frame_pos", "resampler", "adapters"]
 
 
+def _check_choices(cfg) -> None:
+    "The values a `LynxConfig` accepts for its modes, and the parts each stage trains."
+    if cfg.fusion.mode not in ("prefix", "xattn"):
+        raise ValueError(f"fusion.mode must be 'prefix' or 'xattn', got {cfg.fusion.mode!r}")
+    if cfg.adapters.method not in ("adapter", "lora", "none"):
+        raise ValueError(f"adapters.method must be 'adapter', 'lora' or 'none', got {cfg.adapters.method!r}")
+    for stage, parts in cfg.stage_trainable.items():
+        bad = [p for p in parts if p not in PARTS]
+        if bad:
+            raise ValueError(f"stage {stage}: unknown parts {bad}; known parts: {list(PARTS)}")
+
+
+def _json_ready(d: dict) -> dict:
+    "`asdict` of a config with the tuples JSON turns into lists (the pixel mean and std) as lists."
+    for k in ("mean", "std"):
+        d["vision"][k] = list(d["vision"][k])
+    return d
+
+
+def _from_json(d: dict, known: set[str]) -> dict:
+    "A copy of a config dict read from JSON: unknown keys refused, the pixel mean and std as tuples again."
+    d = copy.deepcopy(d)
+    unknown = set(d) - known
+    if unknown:
+        raise ValueError(f"unknown LynxConfig keys {sorted(unknown)}; known: {sorted(known)}")
+    for k in ("mean", "std"):
+        if k in d.get("vision", {}):
+            d["vision"][k] = tuple(d["vision"][k])
+    return d
+
+
+# %% ../nbs/00_config.ipynb #b8b0f609
 @dataclass
 class LynxConfig:
     "Everything needed to build a Lynx model. Round-trips through JSON with `to_dict` / `from_dict`."
@@ -167,33 +199,14 @@ class LynxConfig:
             v = getattr(self, f.name)
             if isinstance(v, dict) and f.name != "stage_trainable":
                 setattr(self, f.name, _SUB[f.name](**v))
-        if self.fusion.mode not in ("prefix", "xattn"):
-            raise ValueError(f"fusion.mode must be 'prefix' or 'xattn', got {self.fusion.mode!r}")
-        if self.adapters.method not in ("adapter", "lora", "none"):
-            raise ValueError(f"adapters.method must be 'adapter', 'lora' or 'none', got {self.adapters.method!r}")
-        for stage, parts in self.stage_trainable.items():
-            bad = [p for p in parts if p not in PARTS]
-            if bad:
-                raise ValueError(f"stage {stage}: unknown parts {bad}; known parts: {list(PARTS)}")
+        _check_choices(self)
 
     def to_dict(self) -> dict:
-        d = asdict(self)
-        for k in ("mean", "std"):
-            d["vision"][k] = list(d["vision"][k])
-        return d
+        return _json_ready(asdict(self))
 
     @classmethod
     def from_dict(cls, d: dict) -> "LynxConfig":
-        d = copy.deepcopy(d)
-        known = {f.name for f in fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ValueError(f"unknown LynxConfig keys {sorted(unknown)}; known: {sorted(known)}")
-        if "vision" in d:
-            for k in ("mean", "std"):
-                if k in d["vision"]:
-                    d["vision"][k] = tuple(d["vision"][k])
-        return cls(**d)
+        return cls(**_from_json(d, {f.name for f in fields(cls)}))
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2)
