@@ -113,14 +113,38 @@ def parse_overrides(items: list[str]) -> dict:
 
 
 # %% ../nbs/40_cli.ipynb #c0b67879
-def _cmd_train(args) -> None:
-    from lynx_lite.train import TrainConfig, get_recipe, preflight, train
+def _train_config(args):
+    "The TrainConfig of --config FILE, --recipe NAME or --data FILE..., with the key=value overrides."
+    from lynx_lite.train import TrainConfig, get_recipe
 
-    if bool(args.config) == bool(args.recipe):
-        raise ValueError("give exactly one of --config FILE or --recipe NAME")
-    cfg = TrainConfig.from_file(args.config) if args.config else get_recipe(args.recipe)
-    cfg = cfg.replace(**parse_overrides(args.overrides))
+    data = getattr(args, "data", None)
+    if sum(map(bool, (args.config, args.recipe, data))) != 1:
+        raise ValueError("give exactly one of --config FILE or --recipe NAME" + " or --data FILE" * (data is not None))
+    if data:
+        from lynx_lite.check_data import sources_from_paths
+
+        cfg = TrainConfig(sources=sources_from_paths(data))
+    else:
+        cfg = TrainConfig.from_file(args.config) if args.config else get_recipe(args.recipe)
+    return cfg.replace(**parse_overrides(args.overrides))
+
+
+def _cmd_check_data(args) -> int:
+    "Print the data's report; 1 when it has errors (or, with --strict, warnings)."
+    from lynx_lite.check_data import check_data
+
+    report = check_data(_train_config(args), workers=args.workers)
+    print(json.dumps(report.to_dict(), indent=2) if args.json else report.table())
+    return int(bool(report.errors or (args.strict and report.warnings)))
+
+
+def _cmd_train(args) -> None:
+    from lynx_lite.train import preflight, train
+
+    cfg = _train_config(args)
     preflight(cfg, args.recipe or args.config)
+    if args.check_data and _cmd_check_data(argparse.Namespace(**vars(args), json=False, strict=False, workers=4)):
+        raise ValueError("the data has errors (above): fix them, or train without --check-data (they are skipped)")
     summary = train(cfg, resume=args.resume)
     if summary["losses"]:
         print(
@@ -150,7 +174,17 @@ def _add_train_commands(sub) -> None:
     s.add_argument("--resume", action="store_true", help="continue from the run's latest train state")
     s.add_argument("overrides", nargs="*", help="key=value overrides (values are YAML), e.g. max_steps=50 "
                    'data_dir=data/shapes "model_overrides={adapters.method: lora}"')  # fmt: skip
+    s.add_argument("--check-data", action="store_true", help="read all the data first (see check-data); stop on errors")
     s.set_defaults(func=_cmd_train)
+    s = sub.add_parser("check-data", help="read every record and media file of a mixture in full, before training")
+    for flag, what in (("--config", "a TrainConfig file"), ("--recipe", "a built-in recipe")):
+        s.add_argument(flag, help=f"{what} whose sources to check")
+    s.add_argument("--data", nargs="+", help="annotation files instead (format read off the first record)")
+    s.add_argument("overrides", nargs="*", help="key=value TrainConfig overrides (data_dir=..., model=...)")
+    s.add_argument("--workers", type=int, default=4, help="threads decoding media (default 4)")
+    s.add_argument("--json", action="store_true", help="every problem as JSON")
+    s.add_argument("--strict", action="store_true", help="exit 1 on warnings too (cut text, duplicates)")
+    s.set_defaults(func=_cmd_check_data)
     s = sub.add_parser("recipes", help="list the training recipes, or print one as YAML")
     s.add_argument("name", nargs="?")
     s.set_defaults(func=_cmd_recipes)
@@ -428,9 +462,9 @@ def _debug(args) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     "Entry point of the `lynx-lite` command: an expected failure is one line on stderr and exit status 2."
-    args = build_parser().parse_args(argv)
+    args, code = build_parser().parse_args(argv), 0
     try:
-        args.func(args)
+        code = args.func(args) or 0  # check-data returns 1 when the data has errors
         sys.stdout.flush()
     except BrokenPipeError:  # the reader stopped reading (`| head`): stop quietly, as command-line tools do
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
@@ -442,7 +476,7 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
         print(f"lynx-lite {args.command}: error: {line}", file=sys.stderr)
         return 2
-    return 0
+    return code
 
 
 if __name__ == "__main__" and "IPython" not in sys.modules:  # python -m lynx_lite.cli, not a notebook run
