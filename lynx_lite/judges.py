@@ -39,7 +39,7 @@ class Judge(Protocol):
 
     def describe(self) -> dict: ...
 
-
+# %% ../nbs/19_judges.ipynb #d79b2907
 RULE_VERSION = "rule-2"  # raised whenever RuleJudge's rules change: 2 added negation and hedging
 _NEGATORS = {"not", "no", "never", "neither", "nor", "without", "none", "nothing"}
 _CLAUSE = re.compile(r"[,.;:!?]|\b(?:but|however|while|though|although)\b")
@@ -67,7 +67,7 @@ def _within(a: str, b: str) -> bool:
     "`a` is `b`, or lies in it as whole words (normalised)."
     return f" {normalize_answer(a)} " in f" {normalize_answer(b)} "
 
-
+# %% ../nbs/19_judges.ipynb #a14400e0
 @dataclass
 class RuleJudge:
     """Offline: an answer is right when, against some reference, it is equal, contains it as whole words, or reaches
@@ -127,6 +127,17 @@ Is the answer correct, i.e. does it agree with the reference answer(s) in meanin
 Reply "yes" or "no" first, then one short sentence of reason."""
 JUDGE_PROMPT_VERSION = "verdict-1"  # raised whenever JUDGE_PROMPT changes
 
+
+def parse_verdict(text: str) -> Verdict:
+    "'yes ...' -> correct, 'no ...' -> not; anything else is not correct (and says so)."
+    t = text.strip().lower().lstrip("*\"' ")
+    if t.startswith("yes"):
+        return Verdict(True, text.strip())
+    if t.startswith("no"):
+        return Verdict(False, text.strip())
+    return Verdict(False, f"unparsable verdict: {text.strip()[:80]}")
+
+# %% ../nbs/19_judges.ipynb #d327e592
 REVIEW_SYSTEM = "You are a careful and precise judge of answers to questions about images."
 REVIEW_PROMPT = """[Context]
 {context}
@@ -152,16 +163,6 @@ From the next line on, explain your rating in a few sentences; judge the content
 REVIEW_PROMPT_VERSION = "review-1"  # raised whenever REVIEW_SYSTEM or REVIEW_PROMPT changes
 
 
-def parse_verdict(text: str) -> Verdict:
-    "'yes ...' -> correct, 'no ...' -> not; anything else is not correct (and says so)."
-    t = text.strip().lower().lstrip("*\"' ")
-    if t.startswith("yes"):
-        return Verdict(True, text.strip())
-    if t.startswith("no"):
-        return Verdict(False, text.strip())
-    return Verdict(False, f"unparsable verdict: {text.strip()[:80]}")
-
-
 def _review_prompt(template: str, question: str, context: str, reference: str, answer: str) -> str:
     return template.format(question=question, context=context, reference=reference, answer=answer)
 
@@ -179,8 +180,56 @@ def _prompt_version(template: str) -> str:
         else f"custom-{hashlib.sha256(template.encode()).hexdigest()[:8]}"
     )
 
+# %% ../nbs/19_judges.ipynb #14381e3c
+def _with_retries(send, retries: int, backoff: float, what: str):
+    """`send()`'s result, retried up to `retries` times on network errors, timeouts, bad replies, HTTP 408/409/429 and
+    5xx, waiting `backoff`·2^attempt in between; a client error (another 4xx) is not retried."""
+    last = None
+    for attempt in range(retries + 1):
+        try:
+            return send()
+        except urllib.error.HTTPError as e:
+            last = e
+            if e.code not in (408, 409, 429) and e.code < 500:
+                break  # a client error will not improve
+        except (urllib.error.URLError, TimeoutError, ConnectionError, KeyError, json.JSONDecodeError) as e:
+            last = e
+        if attempt < retries:
+            time.sleep(backoff * 2**attempt)
+    raise RuntimeError(f"{what} failed after {retries + 1} attempts: {last}")
 
-class HTTPJudge:
+# %% ../nbs/19_judges.ipynb #eddd5f8a
+class _CachedReplies:
+    "An LLM judge's replies by prompt key: in memory, appended to a JSONL file, shared by threads. Needs `_post`."
+
+    def _open_cache(self, cache: str | Path | None) -> None:
+        self.cache_path = Path(cache).expanduser() if cache else None
+        self._cache, self._lock = {}, threading.Lock()
+        if self.cache_path and self.cache_path.exists():
+            for line in self.cache_path.read_text().splitlines():
+                try:
+                    d = json.loads(line)
+                    self._cache[d["key"]] = d["text"]
+                except (json.JSONDecodeError, KeyError):
+                    continue  # a torn last line after a crash
+
+    def _ask(self, messages: list[dict], max_tokens: int, key: str) -> str:
+        "The endpoint's reply to `messages`, from the cache when `key` was asked before."
+        key = hashlib.sha256(key.encode()).hexdigest()
+        with self._lock:
+            text = self._cache.get(key)
+        if text is None:
+            text = self._post(messages, max_tokens)
+            with self._lock:
+                self._cache[key] = text
+                if self.cache_path:
+                    self.cache_path.parent.mkdir(parents=True, exist_ok=True)
+                    with open(self.cache_path, "a") as f:
+                        f.write(json.dumps({"key": key, "model": self.model, "text": text}) + "\n")
+        return text
+
+# %% ../nbs/19_judges.ipynb #dfcf69f5
+class HTTPJudge(_CachedReplies):
     """LLM judge over an OpenAI-compatible chat-completions endpoint, with retries and a disk cache of replies.
     Defaults: base URL $LYNX_JUDGE_BASE_URL or https://api.openai.com/v1, model $LYNX_JUDGE_MODEL or gpt-4o-mini, key
     $LYNX_JUDGE_API_KEY or $OPENAI_API_KEY; temperature 0. `review_prompt` replaces REVIEW_PROMPT (same fields)."""
@@ -202,15 +251,7 @@ class HTTPJudge:
         self.api_key = api_key or os.environ.get("LYNX_JUDGE_API_KEY") or os.environ.get("OPENAI_API_KEY")
         self.retries, self.timeout, self.backoff = retries, timeout, backoff
         self.review_prompt, self.review_max_tokens = review_prompt, review_max_tokens
-        self.cache_path = Path(cache).expanduser() if cache else None
-        self._cache, self._lock = {}, threading.Lock()
-        if self.cache_path and self.cache_path.exists():
-            for line in self.cache_path.read_text().splitlines():
-                try:
-                    d = json.loads(line)
-                    self._cache[d["key"]] = d["text"]
-                except (json.JSONDecodeError, KeyError):
-                    continue  # a torn last line after a crash
+        self._open_cache(cache)
         self.calls = 0  # HTTP requests made (cache hits make none)
 
     def _post(self, messages: list[dict], max_tokens: int) -> str:
@@ -219,39 +260,16 @@ class HTTPJudge:
             "Content-Type": "application/json",
             **({"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}),
         }
-        last = None
-        for attempt in range(self.retries + 1):
-            self.calls += 1
-            try:
-                req = urllib.request.Request(
-                    f"{self.base_url}/chat/completions", data=body.encode(), headers=headers, method="POST"
-                )
-                with urllib.request.urlopen(req, timeout=self.timeout) as r:
-                    return json.loads(r.read())["choices"][0]["message"]["content"]
-            except urllib.error.HTTPError as e:
-                last = e
-                if e.code not in (408, 409, 429) and e.code < 500:
-                    break  # a client error will not improve
-            except (urllib.error.URLError, TimeoutError, ConnectionError, KeyError, json.JSONDecodeError) as e:
-                last = e
-            if attempt < self.retries:
-                time.sleep(self.backoff * 2**attempt)
-        raise RuntimeError(f"judge endpoint {self.base_url} failed after {self.retries + 1} attempts: {last}")
 
-    def _ask(self, messages: list[dict], max_tokens: int, key: str) -> str:
-        "The endpoint's reply to `messages`, from the cache when `key` was asked before."
-        key = hashlib.sha256(key.encode()).hexdigest()
-        with self._lock:
-            text = self._cache.get(key)
-        if text is None:
-            text = self._post(messages, max_tokens)
-            with self._lock:
-                self._cache[key] = text
-                if self.cache_path:
-                    self.cache_path.parent.mkdir(parents=True, exist_ok=True)
-                    with open(self.cache_path, "a") as f:
-                        f.write(json.dumps({"key": key, "model": self.model, "text": text}) + "\n")
-        return text
+        def send() -> str:
+            self.calls += 1
+            url = f"{self.base_url}/chat/completions"
+            with urllib.request.urlopen(
+                urllib.request.Request(url, data=body.encode(), headers=headers, method="POST"), timeout=self.timeout
+            ) as r:
+                return json.loads(r.read())["choices"][0]["message"]["content"]
+
+        return _with_retries(send, self.retries, self.backoff, f"judge endpoint {self.base_url}")
 
     def __call__(
         self, question: str, references: Sequence[str], prediction: str, candidates: Sequence[str] = ()
@@ -266,15 +284,10 @@ class HTTPJudge:
         return _parsed_review(self._ask(messages, self.review_max_tokens, key))
 
     def describe(self) -> dict:
-        return dict(
-            kind="http",
-            model=self.model,
-            base_url=self.base_url,
-            prompt_version=JUDGE_PROMPT_VERSION,
-            review_prompt_version=_prompt_version(self.review_prompt),
-        )
+        versions = dict(prompt_version=JUDGE_PROMPT_VERSION, review_prompt_version=_prompt_version(self.review_prompt))
+        return dict(kind="http", model=self.model, base_url=self.base_url, **versions)
 
-
+# %% ../nbs/19_judges.ipynb #5355b4f4
 class HFJudge:
     "A local Hugging Face causal LM as the judge (greedy, the same prompts; its chat template when it has one)."
 
@@ -334,7 +347,7 @@ class HFJudge:
             review_prompt_version=_prompt_version(self.review_prompt),
         )
 
-
+# %% ../nbs/19_judges.ipynb #023ab135
 def get_judge(name: str = "rule", **kw) -> Judge:
     "A judge by name: 'rule', 'http' (OpenAI-compatible endpoint) or 'hf:<model id or folder>'."
     if name == "rule":

@@ -56,7 +56,7 @@ def mme_label(prediction: str) -> str:
     head = p[:4]
     return "yes" if "yes" in head else "no" if "no" in head else "other"
 
-
+# %% ../nbs/18_metrics.ipynb #625fe78e
 def mme_subtask_score(rows: list[tuple[str, str, str, str]], source: str = "") -> dict:
     """acc, acc_plus, score of one subtask from (image, question, truth, prediction) rows, two per image in order;
     with n (questions), n_images, the 95% intervals of acc and acc_plus, and `other`: answers neither yes nor no."""
@@ -84,7 +84,7 @@ def mme_subtask_score(rows: list[tuple[str, str, str, str]], source: str = "") -
         other=sum(mme_label(pred) == "other" for *_, pred in rows),
     )
 
-
+# %% ../nbs/18_metrics.ipynb #cd145e74
 def read_mme_results(path: str | Path) -> list[tuple[str, str, str, str]]:
     "Rows of one MME result file; a clear error for bad encoding or a malformed line."
     path = Path(path)
@@ -110,7 +110,7 @@ def read_mme_results(path: str | Path) -> list[tuple[str, str, str, str]]:
         rows.append(tuple(parts))
     return rows
 
-
+# %% ../nbs/18_metrics.ipynb #00a221be
 def score_mme(results_dir: str | Path) -> dict:
     """Score a folder of MME result files (any model): per subtask acc/acc_plus/score (with n and intervals), perception
     and cognition totals, `other` (unparseable answers), and the subtasks `missing` (totals `partial` when any are)."""
@@ -221,7 +221,7 @@ def tokenize_captions(captions: list[str], tokenizer: str = "auto") -> tuple[lis
         " ".join(w for w in line.rstrip().split(" ") if w not in _PTB_PUNCT) for line in lines[: len(captions)]
     ], "ptb"
 
-
+# %% ../nbs/18_metrics.ipynb #6dc06b17
 def caption_scores(
     references: dict[str, list[str]], predictions: dict[str, str], tokenizer: str = "auto"
 ) -> dict[str, float | str]:

@@ -11,6 +11,22 @@ from torch.utils.data import ConcatDataset, Dataset, Sampler
 # %% auto #0
 __all__ = ['MixtureSampler', 'mixture']
 
+# %% ../nbs/14_mixture.ipynb #f765f38b
+def _pick_source(ratios: Sequence[float], position: int, counts: Sequence[int]) -> int:
+    "Draw number `position` (0-based): the source whose count lags its share `ratio·k` the most (ties: the first)."
+    k = position + 1
+    return max(
+        range(len(ratios)),
+        key=lambda i: (ratios[i] * k - counts[i], -i) if ratios[i] > 0 else (-float("inf"), 0),
+    )
+
+
+def _shuffled_index(seed: int, src: int, size: int, count: int) -> int:
+    "Item of draw number `count` from source `src` of `size` items: a fresh permutation each pass over the source."
+    epoch, j = divmod(count, size)
+    g = torch.Generator().manual_seed(hash((seed, src, epoch)) % (2**63))
+    return int(torch.randperm(size, generator=g)[j])
+
 # %% ../nbs/14_mixture.ipynb #696470d8
 class MixtureSampler(Sampler[int]):
     "Indices into `ConcatDataset(datasets)`, drawing source i in proportion to `ratios[i]`; `num_samples` per epoch."
@@ -34,16 +50,10 @@ class MixtureSampler(Sampler[int]):
 
     def _pick(self, position: int, counts: list[int]) -> int:
         "The source of draw number `position` (0-based), given the counts drawn so far."
-        k = position + 1
-        return max(
-            range(len(self.sizes)),
-            key=lambda i: (self.ratios[i] * k - counts[i], -i) if self.ratios[i] > 0 else (-float("inf"), 0),
-        )
+        return _pick_source(self.ratios, position, counts)
 
     def _index(self, src: int, count: int) -> int:
-        epoch, j = divmod(count, self.sizes[src])
-        g = torch.Generator().manual_seed(hash((self.seed, src, epoch)) % (2**63))
-        return self.offsets[src] + int(torch.randperm(self.sizes[src], generator=g)[j])
+        return self.offsets[src] + _shuffled_index(self.seed, src, self.sizes[src], count)
 
     def __iter__(self) -> Iterator[int]:
         end = (self.position // self.num_samples + 1) * self.num_samples
@@ -72,7 +82,7 @@ class MixtureSampler(Sampler[int]):
             raise ValueError(f"state has {len(state['counts'])} sources, this sampler {len(self.sizes)}")
         self.position, self.counts = state["position"], list(state["counts"])
 
-
+# %% ../nbs/14_mixture.ipynb #b42d27d0
 def mixture(
     datasets: dict[str, Dataset], ratios: dict[str, float], num_samples: int | None = None, seed: int = 0
 ) -> tuple[ConcatDataset, MixtureSampler]:

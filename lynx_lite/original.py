@@ -17,8 +17,8 @@ from .chat_format import TINY_WORDS, tiny_tokenizer
 
 # %% auto #0
 __all__ = ['ORIGINAL_PREFIXES', 'TOWER_RENAMES', 'read_torch_file', 'original_state_dict', 'from_original_name', 'from_original',
-           'to_original', 'meta_state_dict', 'resize_pos_embed', 'from_eva', 'check_llm', 'convert_original',
-           'write_fake_release']
+           'to_original', 'meta_state_dict', 'resize_pos_embed', 'from_eva', 'write_fake_release', 'check_llm',
+           'convert_original']
 
 # %% ../nbs/09_original.ipynb #a0900007
 def read_torch_file(path: str | os.PathLike, what: str = "the file") -> dict:
@@ -88,7 +88,7 @@ def from_original_name(key: str) -> str:
             key = key.replace(old, new)
     return key
 
-
+# %% ../nbs/09_original.ipynb #edf52450
 def from_original(sd: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     "The original model's state dict in lynx_lite's names, the tower's q/k/v fused; and each new name's source."
     out, source = {}, {}
@@ -105,7 +105,7 @@ def from_original(sd: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor],
         source[stem + "qkv.weight"] = source[q].replace("q_proj.weight", "{q,k,v}_proj.weight")
     return out, source
 
-
+# %% ../nbs/09_original.ipynb #5d30ad45
 def to_original(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     "lynx_lite's names back to the original's (the inverse of `from_original`, q/k/v split again)."
     out = {}
@@ -159,89 +159,6 @@ def from_eva(sd: dict[str, torch.Tensor], cfg: LynxConfig) -> tuple[dict[str, to
             unused.append(k)
     return out, unused
 
-# %% ../nbs/09_original.ipynb #a0900017
-_LLM_SIZES = ("hidden_size", "num_hidden_layers", "intermediate_size", "num_attention_heads", "vocab_size")
-
-
-def check_llm(llm: str | os.PathLike, cfg: LynxConfig, preset: str) -> None:
-    "Refuse an LLM whose sizes are not the preset's (e.g. a 13B LLM for `lynx-7b`), before any weight is read."
-    text = AutoConfig.from_pretrained(llm).get_text_config()
-    for k in _LLM_SIZES:
-        want, got = cfg.llm.config.get(k), getattr(text, k, None)
-        if k == "vocab_size" and cfg.llm.pad_token and got is not None:
-            got += 1  # + the pad token the model adds
-        if want is not None and got != want:
-            raise ValueError(
-                f"--llm {llm} has {k}={got}{' with ' + cfg.llm.pad_token if k == 'vocab_size' else ''} but preset "
-                f"{preset} needs {want}: pass the LLM the release was trained on, or the --preset that fits it"
-            )
-
-
-def _trained_part(name: str) -> bool:
-    try:
-        return part_of(name) != "llm"
-    except ValueError:
-        return True  # a name of no known part: unexpected, reported below
-
-
-def convert_original(
-    lynx: str | os.PathLike,
-    llm: str | os.PathLike,
-    out: str | os.PathLike,
-    eva: str | os.PathLike | None = None,
-    preset: str = "lynx-7b",
-    dtype: str = "float16",
-    max_shard_size: int | str = "5GB",
-) -> Path:
-    """Convert the release's files into a lynx_lite folder `out` that `LynxModel.from_pretrained` loads:
-    `lynx` (finetune_lynx.pt or pretrain_lynx.pt), the LLM folder or hub id `llm`, the tower from `eva` (eva_vit_g.pth)
-    unless `lynx` carries it; sizes from `preset`, weights stored as `dtype`. Nothing is left in `out` on failure."""
-    out = Path(out)
-    if out.exists():
-        raise FileExistsError(f"{out} exists: pass a new folder for the converted model")
-    cfg = get_preset(preset, **{"llm.name_or_path": str(llm), "vision.dtype": dtype, "llm.dtype": dtype})
-    check_llm(llm, cfg, preset)
-    expected = {k: t.shape for k, t in meta_state_dict(cfg).items() if part_of(k) != "llm"}
-    weights, source = from_original(original_state_dict(read_torch_file(lynx, "finetune_lynx.pt"), lynx))
-    if not any(k.startswith("resampler.") for k in weights):
-        raise ValueError(
-            f"{lynx} has no bridge.* weights: it is not a Lynx checkpoint; pass finetune_lynx.pt or pretrain_lynx.pt"
-        )
-    weights = {k: v for k, v in weights.items() if _trained_part(k)}  # the LLM's own weights come from --llm
-    source = {k: f"{source[k]} in {lynx}" for k in weights}
-    if not any(k.startswith("vision.model.") for k in weights):
-        if eva is None:
-            raise ValueError(f"{lynx} carries no tower weights (vision_encoder.*): add --eva eva_vit_g.pth")
-        tower, _ = from_eva(read_torch_file(eva, "eva_vit_g.pth"), cfg)
-        weights.update(tower)
-        source.update({k: f"the tower weight {k.removeprefix('vision.model.')} in {eva}" for k in tower})
-    pos = "vision.model.pos_embed"
-    if pos in weights and pos in expected:
-        weights[pos] = resize_pos_embed(weights[pos], int(round((expected[pos][1] - 1) ** 0.5)))
-    unexpected, missing = sorted(set(weights) - set(expected)), sorted(set(expected) - set(weights))
-    if unexpected or missing:
-        raise ValueError(
-            f"the files do not fit preset {preset}: missing {missing[:4]}, unexpected "
-            f"{[source[k] for k in unexpected[:4]]}: pass the files of that model, or the --preset they were made with"
-        )
-    for k, shape in expected.items():
-        if weights[k].shape != shape:
-            raise ValueError(
-                f"{source[k]} has shape {tuple(weights[k].shape)} but preset {preset} needs {tuple(shape)}: "
-                "the files belong to another model size; pass the matching --preset"
-            )
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
-        stored = {k: weights[k].to(getattr(torch, dtype)).contiguous() for k in expected}
-        write_folder(tmp, cfg, stored, trainable_only=True, max_shard_size=max_shard_size)
-        add_pad_token(AutoTokenizer.from_pretrained(llm), cfg.llm).save_pretrained(tmp)
-        tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return out
-
 # %% ../nbs/09_original.ipynb #a0900019
 def write_fake_release(folder: str | os.PathLike, preset: str = "lynx-tiny", seed: int = 0) -> tuple[dict, LynxModel]:
     """Tiny files in the release's formats, `{"eva": eva_vit_g.pth, "lynx": finetune_lynx.pt, "llm": vicuna/}`,
@@ -291,3 +208,101 @@ def write_fake_release(folder: str | os.PathLike, preset: str = "lynx-tiny", see
     tok.pad_token = None  # Vicuna's tokenizer has no pad token
     tok.save_pretrained(folder / "vicuna")
     return dict(eva=folder / "eva_vit_g.pth", lynx=folder / "finetune_lynx.pt", llm=folder / "vicuna"), model
+
+# %% ../nbs/09_original.ipynb #a0900017
+_LLM_SIZES = ("hidden_size", "num_hidden_layers", "intermediate_size", "num_attention_heads", "vocab_size")
+
+
+def check_llm(llm: str | os.PathLike, cfg: LynxConfig, preset: str) -> None:
+    "Refuse an LLM whose sizes are not the preset's (e.g. a 13B LLM for `lynx-7b`), before any weight is read."
+    text = AutoConfig.from_pretrained(llm).get_text_config()
+    for k in _LLM_SIZES:
+        want, got = cfg.llm.config.get(k), getattr(text, k, None)
+        if k == "vocab_size" and cfg.llm.pad_token and got is not None:
+            got += 1  # + the pad token the model adds
+        if want is not None and got != want:
+            raise ValueError(
+                f"--llm {llm} has {k}={got}{' with ' + cfg.llm.pad_token if k == 'vocab_size' else ''} but preset "
+                f"{preset} needs {want}: pass the LLM the release was trained on, or the --preset that fits it"
+            )
+
+# %% ../nbs/09_original.ipynb #b6aa8bc7
+def _trained_part(name: str) -> bool:
+    try:
+        return part_of(name) != "llm"
+    except ValueError:
+        return True  # a name of no known part: unexpected, reported below
+
+
+def _release_weights(
+    lynx: str | os.PathLike, eva: str | os.PathLike | None, cfg: LynxConfig
+) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    "The trained weights of `lynx` (and the tower, from `eva` unless `lynx` has it) in lynx_lite's names; and sources."
+    weights, source = from_original(original_state_dict(read_torch_file(lynx, "finetune_lynx.pt"), lynx))
+    if not any(k.startswith("resampler.") for k in weights):
+        raise ValueError(
+            f"{lynx} has no bridge.* weights: it is not a Lynx checkpoint; pass finetune_lynx.pt or pretrain_lynx.pt"
+        )
+    weights = {k: v for k, v in weights.items() if _trained_part(k)}  # the LLM's own weights come from --llm
+    source = {k: f"{source[k]} in {lynx}" for k in weights}
+    if not any(k.startswith("vision.model.") for k in weights):
+        if eva is None:
+            raise ValueError(f"{lynx} carries no tower weights (vision_encoder.*): add --eva eva_vit_g.pth")
+        tower, _ = from_eva(read_torch_file(eva, "eva_vit_g.pth"), cfg)
+        weights.update(tower)
+        source.update({k: f"the tower weight {k.removeprefix('vision.model.')} in {eva}" for k in tower})
+    return weights, source
+
+
+def _check_weights(
+    weights: dict[str, torch.Tensor], source: dict[str, str], expected: dict[str, torch.Size], preset: str
+) -> None:
+    "Refuse weights that are missing, unexpected, or of another shape than `expected` (name -> shape of `preset`)."
+    unexpected, missing = sorted(set(weights) - set(expected)), sorted(set(expected) - set(weights))
+    if unexpected or missing:
+        raise ValueError(
+            f"the files do not fit preset {preset}: missing {missing[:4]}, unexpected "
+            f"{[source[k] for k in unexpected[:4]]}: pass the files of that model, or the --preset they were made with"
+        )
+    for k, shape in expected.items():
+        if weights[k].shape != shape:
+            raise ValueError(
+                f"{source[k]} has shape {tuple(weights[k].shape)} but preset {preset} needs {tuple(shape)}: "
+                "the files belong to another model size; pass the matching --preset"
+            )
+
+# %% ../nbs/09_original.ipynb #ee772252
+def convert_original(
+    lynx: str | os.PathLike,
+    llm: str | os.PathLike,
+    out: str | os.PathLike,
+    eva: str | os.PathLike | None = None,
+    preset: str = "lynx-7b",
+    dtype: str = "float16",
+    max_shard_size: int | str = "5GB",
+) -> Path:
+    """Convert the release's files into a lynx_lite folder `out` that `LynxModel.from_pretrained` loads:
+    `lynx` (finetune_lynx.pt or pretrain_lynx.pt), the LLM folder or hub id `llm`, the tower from `eva` (eva_vit_g.pth)
+    unless `lynx` carries it; sizes from `preset`, weights stored as `dtype`. Nothing is left in `out` on failure."""
+    out = Path(out)
+    if out.exists():
+        raise FileExistsError(f"{out} exists: pass a new folder for the converted model")
+    cfg = get_preset(preset, **{"llm.name_or_path": str(llm), "vision.dtype": dtype, "llm.dtype": dtype})
+    check_llm(llm, cfg, preset)
+    expected = {k: t.shape for k, t in meta_state_dict(cfg).items() if part_of(k) != "llm"}
+    weights, source = _release_weights(lynx, eva, cfg)
+    pos = "vision.model.pos_embed"
+    if pos in weights and pos in expected:
+        weights[pos] = resize_pos_embed(weights[pos], int(round((expected[pos][1] - 1) ** 0.5)))
+    _check_weights(weights, source, expected, preset)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        stored = {k: weights[k].to(getattr(torch, dtype)).contiguous() for k in expected}
+        write_folder(tmp, cfg, stored, trainable_only=True, max_shard_size=max_shard_size)
+        add_pad_token(AutoTokenizer.from_pretrained(llm), cfg.llm).save_pretrained(tmp)
+        tmp.rename(out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out

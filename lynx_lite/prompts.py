@@ -11,7 +11,7 @@ from typing import Literal
 __all__ = ['TEMPLATES', 'phrase']
 
 # %% ../nbs/10_prompts.ipynb #53f513f9
-TEMPLATES: dict[str, list[str]] = {
+TEMPLATES: dict[str, list[str]] = {  # task -> its phrasings; the first is the `single` one
     "caption": [
         "Describe the image briefly.",
         "What is in this picture?",
@@ -38,6 +38,10 @@ TEMPLATES: dict[str, list[str]] = {
         "Describe the motion in the video.",
         "What is going on in these frames?",
     ],
+}
+
+# %% ../nbs/10_prompts.ipynb #5afd3e97
+TEMPLATES |= {
     "color": [
         "What colour is the {obj}?",
         "What is the color of the {obj}?",
@@ -75,6 +79,10 @@ TEMPLATES: dict[str, list[str]] = {
         "What number of shapes appear in the image?",
         "How many shapes do you see in this picture?",
     ],
+}
+
+# %% ../nbs/10_prompts.ipynb #efaad8ac
+TEMPLATES |= {
     "position": [
         "Where is the {obj}?",
         "Where is the {obj} located?",
@@ -111,6 +119,10 @@ TEMPLATES: dict[str, list[str]] = {
         "In the video, what does the {obj} do?",
         "Explain what happens to the {obj} during the clip.",
     ],
+}
+
+# %% ../nbs/10_prompts.ipynb #f12a3192
+TEMPLATES |= {
     "exist": [
         "Is there a {obj} in the image?",
         "Does the image contain a {obj}?",
@@ -137,7 +149,7 @@ TEMPLATES: dict[str, list[str]] = {
     ],
 }
 
-
+# %% ../nbs/10_prompts.ipynb #45cda1d3
 def phrase(
     task: str, rng: random.Random | None = None, mode: Literal["diverse", "single"] = "diverse", **fields
 ) -> str:

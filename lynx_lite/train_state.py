@@ -114,7 +114,7 @@ def save_train_state(
             shutil.rmtree(old)  # only once the new one is in place
     return final
 
-
+# %% ../nbs/15_train_state.ipynb #bd426f46
 def latest_train_state(run_dir: str | Path) -> Path | None:
     "The newest complete checkpoint of a run, or None."
     ckpts = Path(run_dir) / "checkpoints"
@@ -125,7 +125,7 @@ def latest_train_state(run_dir: str | Path) -> Path | None:
     done = sorted(ckpts.glob("step-*")) if ckpts.exists() else []
     return done[-1] if done else None
 
-
+# %% ../nbs/15_train_state.ipynb #aa4df827
 def load_train_state(
     path: str | Path, optimizer: torch.optim.Optimizer | None = None, restore_rng: bool = True, rank: int = 0
 ) -> tuple[dict, dict]:

@@ -42,7 +42,7 @@ class EvaVisionConfig(PretrainedConfig):
         self.initializer_range = initializer_range
         super().__init__(**kwargs)
 
-
+# %% ../nbs/01_vision.ipynb #ae513a4f
 class _EvaAttention(nn.Module):
     def __init__(self, c: EvaVisionConfig):
         super().__init__()
@@ -57,7 +57,7 @@ class _EvaAttention(nn.Module):
         q, k, v = F.linear(x, self.qkv.weight, bias).view(B, N, 3, self.heads, D // self.heads).permute(2, 0, 3, 1, 4)
         return self.proj(F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(B, N, D))
 
-
+# %% ../nbs/01_vision.ipynb #b46adc91
 class _EvaBlock(nn.Module):
     def __init__(self, c: EvaVisionConfig):
         super().__init__()
@@ -74,7 +74,7 @@ class _EvaBlock(nn.Module):
         x = x + self.attn(self.norm1(x))
         return x + self.mlp(self.norm2(x))
 
-
+# %% ../nbs/01_vision.ipynb #bf9dc203
 class EvaVisionModel(PreTrainedModel):
     "EVA-01-CLIP ViT. `forward(pixel_values (B,3,H,W))` -> `last_hidden_state (B, 1+N, D)`, optional `hidden_states`."
 
