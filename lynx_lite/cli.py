@@ -319,8 +319,8 @@ def _add_judge_options(s) -> None:
     s.add_argument(
         "--judge",
         default="rule",
-        help="built only for the benches that use one: rule (offline, deterministic; default) | http (an "
-        "OpenAI-compatible endpoint) | hf:<model id or folder> (a local causal LM)",
+        help="for openvqa, videoqa, conversation (right or wrong) and llavabench (1-10 reviews): rule (offline, "
+        "deterministic; default) | http (an OpenAI-compatible endpoint) | hf:<model id or folder> (a local causal LM)",
     )
     s.add_argument("--judge-base-url", help="http: base URL (default $LYNX_JUDGE_BASE_URL, else OpenAI's); key from "
                    "$LYNX_JUDGE_API_KEY or $OPENAI_API_KEY")  # fmt: skip

@@ -28,8 +28,8 @@ def check_4bit() -> None:
         ok, why = False, f"{type(e).__name__}: {e}"
     if not ok:
         raise ValueError(
-            f"4-bit loading needs bitsandbytes with a backend for this machine ({why}): pip install bitsandbytes "
-            "(a CUDA GPU, or a CPU with bitsandbytes >= 0.45), or load in bfloat16 instead"
+            f"4-bit loading (--load-in-4bit) needs bitsandbytes with a backend for this machine ({why}): pip install "
+            "bitsandbytes (a CUDA GPU, or a CPU with bitsandbytes >= 0.45), or load in bfloat16 (--dtype bfloat16)"
         )
 
 
@@ -74,8 +74,8 @@ def load(
         tok = AutoTokenizer.from_pretrained(resolve_llm(tokenizer)) if tokenizer else load_tokenizer(path)
     if load_in_4bit and not getattr(model.llm, "is_loaded_in_4bit", False):
         raise ValueError(
-            f"{path_or_id} stores its LLM's weights (a full save), so it cannot be loaded in 4-bit: pass a "
-            "converted release or a trainable-only save (its LLM referenced by name_or_path), or load it in bfloat16"
+            f"{path_or_id} stores its LLM's weights (a full save), so it cannot load in 4-bit (--load-in-4bit): pass "
+            "a converted release or a trainable-only save (its LLM referenced by name_or_path), or load it in bfloat16"
         )
     if tok.pad_token is None:
         tok.pad_token = tok.unk_token or tok.eos_token

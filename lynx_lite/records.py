@@ -127,6 +127,8 @@ def read_records_file(
         raise BadSample(
             "malformed_json", path, e.lineno, f"not valid JSON ({e.msg}); a .json file must hold one list"
         ) from e
+    except UnicodeDecodeError as e:
+        raise BadSample("bad_encoding", path, None, f"not UTF-8 (byte {e.start}); re-save the file as UTF-8") from e
     if not isinstance(items, list):
         raise BadSample("bad_record", path, None, "a .json annotation file must hold a list of records")
     for i, obj in enumerate(items):
@@ -138,12 +140,17 @@ def read_records_file(
             )
 
 
-def media_paths(obj: dict, base: Path) -> dict:
-    "{'image'|'video': path} of a record, relative paths resolved against `base`."
+def media_paths(obj: dict, base: Path, source: str | Path = "", line: int | None = None) -> dict:
+    "{'image'|'video': path} of a record, relative paths resolved against `base`; a non-path value is a `BadSample`."
     out = {}
     for key in ("image", "video"):
-        if obj.get(key):
-            out[key] = (base / obj[key]) if not Path(obj[key]).is_absolute() else Path(obj[key])
+        v = obj.get(key)
+        if v in (None, ""):
+            continue
+        if not isinstance(v, str) or not v.strip():
+            got = f"{type(v).__name__} {v!r:.40}"
+            raise BadSample("bad_record", source, line, f'"{key}" must be a file path, got {got}')
+        out[key] = base / v  # an absolute `v` stays as it is
     return out
 
 # %% ../nbs/12_records.ipynb #57f29ec4
@@ -160,7 +167,11 @@ def load_pairs(
     base = Path(media_root) if media_root else path.parent
     out = []
     for n, obj in read_jsonl(path, strict, skips):
-        caption, media = obj.get("caption", obj.get("text")), media_paths(obj, base)
+        try:
+            caption, media = obj.get("caption", obj.get("text")), media_paths(obj, base, path, n)
+        except BadSample as e:
+            handle(e, strict, skips)
+            continue
         if not isinstance(caption, str) or not caption.strip() or not media:
             handle(
                 BadSample("bad_record", path, n, 'a pair needs "image" or "video" and a non-empty "caption"'),
@@ -206,7 +217,12 @@ def load_conversations(
             continue
         clean = lambda s: s.replace("<image>", "").replace("<video>", "").strip()
         turns = [(clean(conv[i]["value"]), conv[i + 1]["value"].strip()) for i in range(0, len(conv), 2)]
-        out.append(Record(turns, source=str(path), line=n, meta={"id": obj.get("id")}, **media_paths(obj, base)))
+        try:
+            media = media_paths(obj, base, path, n)
+        except BadSample as e:
+            handle(e, strict, skips)
+            continue
+        out.append(Record(turns, source=str(path), line=n, meta={"id": obj.get("id")}, **media))
     return out
 
 # %% ../nbs/12_records.ipynb #92f836f2
@@ -252,7 +268,7 @@ def load_openvqa(path: str | Path, media_root: str | Path | None = None) -> list
     base = Path(media_root) if media_root else path.parent
     out = []
     for n, obj in read_jsonl(path):
-        media, answers = media_paths(obj, base), obj.get("answer")
+        media, answers = media_paths(obj, base, path, n), obj.get("answer")
         answers = [answers] if isinstance(answers, str) else answers
         if not isinstance(obj.get("question"), str) or not media or not isinstance(answers, list) or not answers:
             raise BadSample(
@@ -284,7 +300,7 @@ def load_mcq(path: str | Path, media_root: str | Path | None = None) -> list[Rec
     base = Path(media_root) if media_root else path.parent
     out = []
     for n, obj in read_jsonl(path):
-        media, options = media_paths(obj, base), obj.get("options")
+        media, options = media_paths(obj, base, path, n), obj.get("options")
         if isinstance(options, dict):
             options = [options[k] for k in OPTION_LETTERS if k in options]
         if not isinstance(obj.get("question"), str) or not isinstance(options, list) or len(options) < 2 or not media:
@@ -382,8 +398,13 @@ def _blank(v) -> bool:
 def _mmbench_rows(path: Path) -> list[dict]:
     "The rows of an MMBench TSV as dicts, checked for the columns a reader needs (the answer column included)."
     csv.field_size_limit(sys.maxsize)  # a base64 image is one long field
-    with open(path, encoding="utf-8", newline="") as f:
-        rows = list(csv.DictReader(f, delimiter="\t"))
+    try:
+        with open(path, encoding="utf-8", newline="") as f:
+            rows = list(csv.DictReader(f, delimiter="\t"))
+    except UnicodeDecodeError as e:
+        raise BadSample("bad_encoding", path, None, f"not UTF-8 (byte {e.start}); re-save the file as UTF-8") from e
+    except csv.Error as e:
+        raise BadSample("bad_record", path, None, f"not a readable TSV ({e})") from e
     if not rows:
         raise BadSample("bad_record", path, None, "no rows: an MMBench TSV has a header line and one row per question")
     need = {"index", "question", "A", "B", "image"} - set(rows[0])
@@ -403,14 +424,15 @@ def _mmbench_rows(path: Path) -> list[dict]:
 
 def _mmbench_image(r: dict, images: dict, path: Path, n: int) -> bytes:
     "A row's image bytes: its own base64, or (a field of at most 64 characters) the image of the row it names."
-    image = images.get(r["image"], "") if len(r["image"]) <= 64 else r["image"]  # a reference to another row
+    ref = r.get("image") or ""  # a short row leaves it None
+    image = images.get(ref, "") if len(ref) <= 64 else ref  # a reference to another row
     try:
         data = base64.b64decode(image, validate=True)
     except (binascii.Error, ValueError):
         data = b""
     if not data:
         raise BadSample(
-            "bad_image", path, n, f"image is neither base64 nor the index of a row with one ({r['image'][:20]!r})"
+            "bad_image", path, n, f"image is neither base64 nor the index of a row with one ({ref[:20]!r})"
         )
     return data
 
@@ -465,20 +487,26 @@ def load_seedbench(
         data = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as e:
         raise BadSample("malformed_json", path, e.lineno, f"not valid JSON ({e.msg})") from e
+    except UnicodeDecodeError as e:
+        raise BadSample("bad_encoding", path, None, f"not UTF-8 (byte {e.start}); re-save the file as UTF-8") from e
     if not isinstance(data, dict) or not isinstance(data.get("questions"), list):
         raise BadSample("bad_record", path, None, 'SEED-Bench\'s JSON is {"questions": [...], "question_type": {...}}')
     root = Path(image_root) if image_root else path.parent / "SEED-Bench-image"
-    names = {v: k for k, v in (data.get("question_type") or {}).items()}
+    types = data.get("question_type")
+    names = {v: k for k, v in types.items() if isinstance(v, (int, str))} if isinstance(types, dict) else {}
     skips = skips if skips is not None else SkipLog()
     out = []
     for i, q in enumerate(data["questions"]):
+        if not isinstance(q, dict):
+            raise BadSample("bad_record", path, i, f"question {i} is a {type(q).__name__}, not an object")
         if q.get("data_type", "image") != "image":
             skips(
                 BadSample("video_question", path, i, "a video question: its frames come from SEED-Bench's own scripts")
             )
             continue
-        options = [q.get(f"choice_{c}") for c in "abcd"]
-        if not isinstance(q.get("question"), str) or any(o is None for o in options) or not q.get("data_id"):
+        options, tid = [q.get(f"choice_{c}") for c in "abcd"], q.get("question_type_id")
+        ok = isinstance(q.get("question"), str) and isinstance(q.get("data_id"), str) and q["data_id"]
+        if not ok or any(o is None for o in options):
             raise BadSample(
                 "bad_record", path, i, "a SEED-Bench question needs question, choice_a..choice_d, answer, data_id"
             )
@@ -491,7 +519,7 @@ def load_seedbench(
                 i,
                 image=root / q["data_id"],
                 index=q.get("question_id", i),
-                category=names.get(q.get("question_type_id"), q.get("question_type_id")),
+                category=names.get(tid, tid) if isinstance(tid, (int, str)) else None,
             )
         )
     return out
@@ -517,7 +545,7 @@ def load_pope(path: str | Path, media_root: str | Path | None = None) -> list[Re
                 raise BadSample("bad_record", f, n, 'a POPE line needs "text", "image" and "label" (yes or no)')
             split = obj.get("category") or (m.group(1) if m else f.stem)
             meta = dict(label=label, split=split, question_id=obj.get("question_id", n))
-            out.append(Record([(obj["text"], None)], source=str(f), line=n, meta=meta, **media_paths(obj, base)))
+            out.append(Record([(obj["text"], None)], source=str(f), line=n, meta=meta, **media_paths(obj, base, f, n)))
     return out
 
 # %% ../nbs/12_records.ipynb #a0350dab
@@ -531,15 +559,22 @@ def load_llavabench(folder: str | Path) -> list[Record]:
                 f"{folder / name}: missing; a LLaVA-Bench folder holds questions.jsonl, "
                 "context.jsonl, answers_gpt4.jsonl and images/"
             )
-    context = {}
+    context, refs = {}, {}
     for n, obj in read_jsonl(folder / "context.jsonl"):
         cap = obj.get("caption")
-        context[obj.get("image")] = "\n".join(cap) if isinstance(cap, list) else str(cap or "")
-    refs = {obj.get("question_id"): obj.get("text", "") for _, obj in read_jsonl(folder / "answers_gpt4.jsonl")}
+        if not isinstance(obj.get("image"), str) or not isinstance(cap, (str, list)):
+            need = 'a line needs "image" (a file name) and "caption"'
+            raise BadSample("bad_record", folder / "context.jsonl", n, need)
+        context[obj["image"]] = "\n".join(map(str, cap)) if isinstance(cap, list) else cap
+    for n, obj in read_jsonl(folder / "answers_gpt4.jsonl"):
+        if not isinstance(obj.get("question_id"), (int, str)) or not isinstance(obj.get("text"), str):
+            raise BadSample("bad_record", folder / "answers_gpt4.jsonl", n, 'a line needs "question_id" and "text"')
+        refs[obj["question_id"]] = obj["text"]
     out = []
     for n, q in read_jsonl(folder / "questions.jsonl"):
         qid, image = q.get("question_id"), q.get("image")
-        if not isinstance(q.get("text"), str) or image not in context or qid not in refs:
+        known = isinstance(image, str) and image in context and isinstance(qid, (int, str)) and qid in refs
+        if not isinstance(q.get("text"), str) or not known:
             raise BadSample(
                 "bad_record",
                 folder / "questions.jsonl",

@@ -68,7 +68,8 @@ def test_token_limits_under_the_recipe(world):
 def test_train_check_data_stops_before_training(world, tmp_path):
     plant(world)
     out = tmp_path / "run"
-    r = cli("train", "--recipe", "tiny-cpu-stage1", "--check-data", f"data_dir={world}", f"out_dir={out}", "max_steps=2")
+    args = ["--recipe", "tiny-cpu-stage1", "--check-data", f"data_dir={world}", f"out_dir={out}", "max_steps=2"]
+    r = cli("train", *args)
     assert r.returncode == 2 and "the data has errors" in r.stderr.strip().splitlines()[-1], r.stderr
     assert "malformed_json" in r.stdout and not out.exists()  # the table, then nothing trained
 

@@ -230,7 +230,7 @@ def test_load_in_4bit_without_bitsandbytes_is_one_line(release, tmp_path, monkey
     err = capsys.readouterr().err
     lines = [x for x in err.splitlines() if x.strip()]
     assert code == 2 and len(lines) == 1 and "Traceback" not in err
-    assert "--load-in-4bit needs bitsandbytes" in lines[0] and "--dtype bfloat16" in lines[0]
+    assert "4-bit loading (--load-in-4bit) needs bitsandbytes" in lines[0] and "--dtype bfloat16" in lines[0]
 
 
 def test_training_from_the_released_llm_pads_with_its_new_token(release):
