@@ -10,25 +10,12 @@ import yaml
 from .errors import explain, loading  # the standard library only: cheap at start-up
 
 # %% auto #0
-__all__ = ['parameter_counts', 'parse_overrides', 'add_inference_options', 'build_parser', 'main']
+__all__ = ['parse_overrides', 'add_inference_options', 'build_parser', 'main']
 
 # %% ../nbs/40_cli.ipynb #a2acd67b
-def parameter_counts(preset: str, stage: int = 1) -> dict:
-    "Counts per part of `preset` in `stage`, built on the meta device (no weights, no download)."
-    import torch  # commands import what they use when they run (see above)
-    from lynx_lite.config import get_preset
-    from lynx_lite.freeze import freeze_for_stage
-    from lynx_lite.model import LynxModel
-    import lynx_lite.lab.quickstart  # noqa: F401  (registers the lab's `quickstart` preset beside the core's)
-
-    with torch.device("meta"):
-        model = LynxModel(get_preset(preset), pretrained=False)
-    counts = freeze_for_stage(model, stage, verbose=False)
-    return dict(preset=preset, stage=stage, parts={k: v for k, v in counts.items() if k != "all"}, **counts["all"])
-
-
 def _cmd_params(args) -> None:
-    from lynx_lite.freeze import format_counts
+    from lynx_lite.freeze import format_counts, parameter_counts
+    import lynx_lite.lab.quickstart  # noqa: F401  (registers the lab's `quickstart` preset beside the core's)
 
     counts = parameter_counts(args.preset, args.stage)
     if args.json:
@@ -62,12 +49,8 @@ def _add_model_commands(sub) -> None:
     s.set_defaults(func=_cmd_params)
     s = sub.add_parser("presets", help="list the model presets")
     s.set_defaults(func=_cmd_presets)
-    s = sub.add_parser(
-        "convert-original",
-        help="convert the original Lynx release (finetune_lynx.pt, eva_vit_g.pth, Vicuna) into a lynx_lite folder",
-        description="Reads the release's torch files with weights_only=True (no code from them runs), checks every "
-        "tensor against --preset, and writes OUT (config, tokenizer with [PAD], safetensors) only when all fit.",
-    )
+    s = sub.add_parser("convert-original", help="the original release (finetune_lynx.pt, eva_vit_g.pth, Vicuna) as "
+                       "a lynx_lite folder: read with weights_only=True, each tensor checked against --preset")
     s.add_argument("--lynx", required=True, help="finetune_lynx.pt (stage 2) or pretrain_lynx.pt (stage 1)")
     s.add_argument("--eva", help="eva_vit_g.pth (EVA01_g_psz14.pt); needed unless --lynx carries vision_encoder.*")
     s.add_argument("--llm", required=True, help="Vicuna-7B v1.1: a Hugging Face folder or hub id (referenced)")
@@ -145,13 +128,10 @@ def _cmd_train(args) -> None:
     preflight(cfg, args.recipe or args.config)
     if args.check_data and _cmd_check_data(argparse.Namespace(**vars(args), json=False, strict=False, workers=4)):
         raise ValueError("the data has errors (above): fix them, or train without --check-data (they are skipped)")
-    summary = train(cfg, resume=args.resume)
-    if summary["losses"]:
-        print(
-            f"done: {summary['steps']} steps, final loss {summary['losses'][-1]:.4f}, "
-            f"{summary['samples_per_s']:.1f} samples/s, skipped {summary['skipped'] or 'none'}; "
-            f"model in {summary['out_dir']}/model"
-        )
+    s = train(cfg, resume=args.resume)
+    if s["losses"]:
+        print(f"done: {s['steps']} steps, final loss {s['losses'][-1]:.4f}, {s['samples_per_s']:.1f} samples/s, "
+              f"skipped {s['skipped'] or 'none'}; model in {s['out_dir']}/model")  # fmt: skip
 
 
 def _cmd_recipes(args) -> None:
@@ -243,27 +223,17 @@ def add_inference_options(s) -> None:
 # %% ../nbs/40_cli.ipynb #ff6b56fe
 def _cmd_eval(args) -> None:
     from lynx_lite.evaluate import evaluate, find_bench_data, uses_judge
-    from lynx_lite.judges import get_judge
-    from lynx_lite.metrics import MME_COGNITION, MME_PERCEPTION, mme_partial_error
+    from lynx_lite.judges import judge_from_options
+    from lynx_lite.metrics import check_mme_folder
 
     model, tok = _load(args)
     gen = _generation(args)
     paths = {b: find_bench_data(b, args.data) for b in args.bench}  # every bench's data found before any generation
     if "mme" in paths and not args.partial:
-        present = {p.name.lower() for p in paths["mme"].iterdir() if p.is_dir()}
-        missing = [n for n in MME_PERCEPTION + MME_COGNITION if n.lower() not in present]
-        if missing:
-            raise mme_partial_error(dict(missing=missing), paths["mme"])
-    judge = None
-    if uses_judge(args.bench):  # built once, and only when a bench needs it (an hf: judge is a model to load)
-        judge_kw = {}
-        if args.judge == "http":
-            judge_kw = {k: v for k, v in dict(base_url=args.judge_base_url, model=args.judge_model).items() if v}
-        if args.review_prompt:
-            if args.judge == "rule":
-                raise ValueError("--review-prompt is a prompt for an LLM judge: add --judge http or --judge hf:<model>")
-            judge_kw["review_prompt"] = Path(args.review_prompt).read_text(encoding="utf-8")
-        judge = get_judge(args.judge, **judge_kw)
+        check_mme_folder(paths["mme"])
+    judge = None  # built once, and only when a bench needs it (an hf: judge is a model to load)
+    if uses_judge(args.bench):
+        judge = judge_from_options(args.judge, args.judge_base_url, args.judge_model, args.review_prompt)
     for bench in args.bench:
         out = Path(args.out) / bench if len(args.bench) > 1 else Path(args.out)
         res = evaluate(
@@ -291,19 +261,12 @@ def _cmd_eval(args) -> None:
 
 # %% ../nbs/40_cli.ipynb #36509920
 def _cmd_score(args) -> None:
-    from lynx_lite.metrics import mme_partial_error, score_mme
+    from lynx_lite.metrics import format_mme, mme_partial_error, score_mme
 
     s = score_mme(args.results)
     if s["missing"] and not args.partial:
         raise mme_partial_error(s, args.results)
-    if args.json:
-        print(json.dumps(s, indent=2))
-        return
-    for name, v in s["subtasks"].items():
-        scores = f"acc {v['acc']:.4f}  acc+ {v['acc_plus']:.4f}  score {v['score']:.2f}"
-        print(f"{name:<24}{scores}  other {v['other']}")
-    mark = f" (partial: {', '.join(s['missing'])} missing)" if s["partial"] else ""
-    print(f"{'perception':<24}{s['perception']:.2f}{mark}\n{'cognition':<24}{s['cognition']:.2f}{mark}")
+    print(json.dumps(s, indent=2) if args.json else format_mme(s))
 
 
 def _cmd_report(args) -> None:
@@ -322,8 +285,8 @@ def _add_judge_options(s) -> None:
         help="for openvqa, videoqa, conversation (right or wrong) and llavabench (1-10 reviews): rule (offline, "
         "deterministic; default) | http (an OpenAI-compatible endpoint) | hf:<model id or folder> (a local causal LM)",
     )
-    s.add_argument("--judge-base-url", help="http: base URL (default $LYNX_JUDGE_BASE_URL, else OpenAI's); key from "
-                   "$LYNX_JUDGE_API_KEY or $OPENAI_API_KEY")  # fmt: skip
+    s.add_argument("--judge-base-url", help="http: base URL (default $LYNX_JUDGE_BASE_URL, else https://api.openai.com"
+                   "/v1); key from $LYNX_JUDGE_API_KEY or $OPENAI_API_KEY")  # fmt: skip
     s.add_argument("--judge-model", help="http judge: model name (default $LYNX_JUDGE_MODEL, else gpt-4o-mini)")
     s.add_argument("--review-prompt", metavar="FILE", help="http / hf judge, llavabench: your own review prompt "
                    "({context} {question} {reference} {answer}), e.g. LLaVA's rule.json text")  # fmt: skip

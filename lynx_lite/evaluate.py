@@ -166,7 +166,7 @@ class _Asker:
             self.model, self.tok, records, self.batch_size, self.progress, self.text_cfg, **self.generate_kwargs
         )
 
-
+# %% ../nbs/20_evaluate.ipynb #ffe2bdec
 def _jsonl(path: Path, rows) -> None:
     path.write_text("".join(json.dumps(x, default=str) + "\n" for x in rows))
 
@@ -193,7 +193,7 @@ def _judged(records, preds, judge: Judge, out: Path, name: str, candidates: dict
         per_class={k: proportion(sum(v), len(v)) for k, v in sorted(by_class.items())},
     )
 
-
+# %% ../nbs/20_evaluate.ipynb #f4e197f3
 def _run_mme(ask, path, out, limit, **_):
     recs, firsts = load_mme(path), defaultdict(dict)
     for r in recs:  # keep whole images: the first `limit` images of each subtask, both questions of each
@@ -212,13 +212,13 @@ def _run_mme(ask, path, out, limit, **_):
         (out / "mme" / f"{sub}.txt").write_text("\n".join(ls) + "\n")
     return score_mme(out / "mme"), len(recs)
 
-
+# %% ../nbs/20_evaluate.ipynb #9d1b8d84
 def _run_openvqa(ask, path, out, limit, judge, media_root=None, bench="openvqa", **_):
     everything = load_openvqa(path, media_root)
     recs = everything[:limit]
     return _judged(recs, ask(recs), judge, out, bench, _candidates(everything)), len(recs)
 
-
+# %% ../nbs/20_evaluate.ipynb #ac1a3af9
 def _run_caption(ask, path, out, limit, **_):
     refs = defaultdict(list)
     for n, obj in read_jsonl(path):
@@ -230,7 +230,7 @@ def _run_caption(ask, path, out, limit, **_):
     _jsonl(out / "caption_predictions.jsonl", [{"image": k, "caption": v} for k, v in preds.items()])
     return caption_scores({k: refs[k] for k in images}, preds), len(images)
 
-
+# %% ../nbs/20_evaluate.ipynb #827e95c2
 def load_choice_file(path: str | Path, media_root: str | Path | None = None) -> list[Record]:
     "Multiple-choice records from lynx_lite's JSONL, MMBench's TSV (.tsv) or SEED-Bench's JSON (.json)."
     path = Path(path)
@@ -266,7 +266,7 @@ def _rotations(recs: list[Record], circular: bool) -> list[list[Record]]:
         )
     return out
 
-
+# %% ../nbs/20_evaluate.ipynb #b60cc9ec
 def _run_mcq(ask, path, out, limit, circular=True, media_root=None, **_):
     groups = _rotations(load_choice_file(path, media_root), circular)[:limit]
     flat = [r for g in groups for r in g]
@@ -303,7 +303,7 @@ def _run_mcq(ask, path, out, limit, circular=True, media_root=None, **_):
         metrics["per_category"] = {k: proportion(sum(v), len(v)) for k, v in sorted(cats.items())}
     return metrics, len(groups)
 
-
+# %% ../nbs/20_evaluate.ipynb #c10f6d1b
 def _run_pope(ask, path, out, limit, media_root=None, **_):
     by_split = defaultdict(list)
     for r in load_pope(path, media_root):
@@ -330,7 +330,7 @@ def _run_pope(ask, path, out, limit, media_root=None, **_):
         splits[r.meta["split"]][1].append(p)
     return dict(splits={k: pope_scores(*v) for k, v in splits.items()}), len(recs)
 
-
+# %% ../nbs/20_evaluate.ipynb #1f23c6e3
 def _run_llavabench(ask, path, out, limit, judge, **_):
     recs = load_llavabench(path)[:limit]
     preds = ask(recs)
@@ -353,7 +353,7 @@ def _run_llavabench(ask, path, out, limit, judge, **_):
     rows = [(r.meta["category"], v.reference, v.answer) for r, v in zip(recs, reviews)]
     return dict(categories=llavabench_scores(rows)), len(recs)
 
-
+# %% ../nbs/20_evaluate.ipynb #4e6b8be1
 def _run_conversation(ask, path, out, limit, judge, media_root=None, **_):
     """Turn after turn: each question is asked with the conversation so far, the model's own earlier answers in it;
     each answer is judged against its turn's reference."""
@@ -400,7 +400,7 @@ def _run_conversation(ask, path, out, limit, judge, media_root=None, **_):
         conversations=proportion(sum(whole), len(whole)),
     ), len(convs)
 
-
+# %% ../nbs/20_evaluate.ipynb #d568fd6c
 _RUNNERS = {
     "mme": _run_mme,
     "openvqa": _run_openvqa,
@@ -414,7 +414,7 @@ _RUNNERS = {
     "conversation": _run_conversation,
 }
 
-
+# %% ../nbs/20_evaluate.ipynb #f08216ff
 def evaluate(
     model: LynxModel | None,
     tokenizer,
@@ -517,7 +517,7 @@ def _rows(res: dict) -> dict[str, tuple]:
         rows |= {"circular accuracy": _acc(m["circular"]), "all rotations": _acc(m["all_rotations"])}
     return rows | ({"unparsed": _count(m["unparsed"])} if "unparsed" in m else {})
 
-
+# %% ../nbs/20_evaluate.ipynb #e770e5a7
 _NOT_BARS = (" acc", " acc+", "other answers", "unparsed", "perception", "cognition")
 
 
@@ -547,7 +547,7 @@ def _setting(res: dict) -> str:
     )
     return f"n {res.get('n', '?')}; judge {_judge_name(res.get('judge'))}; decoding {dec}{limit}"
 
-
+# %% ../nbs/20_evaluate.ipynb #122bae52
 def load_results(r: dict | str | Path) -> dict:
     "A results dict, or the results.json file `r` names; a clear error for anything else."
     if isinstance(r, dict):
@@ -579,7 +579,7 @@ def _mismatch(bench: str, names: list[str], runs: list[dict]) -> str | None:
         return f"{bench}: runs with different judges ({', '.join(f'{a}: {j}' for a, j in zip(names, judges))})"
     return None
 
-
+# %% ../nbs/20_evaluate.ipynb #b6cb63df
 def report(
     results: Sequence[dict | str | Path],
     out_dir: str | Path,
@@ -620,10 +620,10 @@ def report(
         md.append("")
         bars = [k for k in keys if not k.startswith(_NOT_BARS[4:]) and not k.endswith(_NOT_BARS)]
         fig, ax = plt.subplots(figsize=(max(4, 0.9 * len(bars) * len(runs)), 3))
-        w = 0.8 / len(runs)
+        w, nan = 0.8 / len(runs), float("nan")  # nan: no error bar on a figure without an interval
         for i, (n, _, rows) in enumerate(runs):
             vals = [rows.get(k, (0, None, None)) for k in bars]
-            err = [[v - ci[0] if ci else 0 for v, _, ci in vals], [ci[1] - v if ci else 0 for v, _, ci in vals]]
+            err = [[v - ci[0] if ci else nan for v, _, ci in vals], [ci[1] - v if ci else nan for v, _, ci in vals]]
             ax.bar([x + i * w for x in range(len(bars))], [v for v, _, _ in vals], w, yerr=err, capsize=2, label=n)
         ax.set_xticks([x + w * (len(runs) - 1) / 2 for x in range(len(bars))], bars, rotation=20, ha="right")
         ax.set_ylim(bottom=0)

@@ -12,7 +12,8 @@ from .metrics import normalize_answer, parse_review_scores, token_f1
 
 # %% auto #0
 __all__ = ['RULE_VERSION', 'JUDGE_PROMPT', 'JUDGE_PROMPT_VERSION', 'REVIEW_SYSTEM', 'REVIEW_PROMPT', 'REVIEW_PROMPT_VERSION',
-           'Verdict', 'Review', 'Judge', 'mentions', 'RuleJudge', 'parse_verdict', 'HTTPJudge', 'HFJudge', 'get_judge']
+           'Verdict', 'Review', 'Judge', 'mentions', 'RuleJudge', 'parse_verdict', 'HTTPJudge', 'HFJudge', 'get_judge',
+           'judge_from_options']
 
 # %% ../nbs/19_judges.ipynb #7130ebf8
 @dataclass
@@ -357,3 +358,15 @@ def get_judge(name: str = "rule", **kw) -> Judge:
     if name.startswith("hf:"):
         return HFJudge.from_pretrained(name[3:], **kw)
     raise ValueError(f"unknown judge {name!r}; use 'rule', 'http' or 'hf:<model>'")
+
+# %% ../nbs/19_judges.ipynb #0bbe97f7
+def judge_from_options(
+    name: str, base_url: str | None = None, model: str | None = None, review_prompt: str | Path | None = None
+) -> Judge:
+    "The judge `lynx-lite eval --judge NAME [--judge-base-url] [--judge-model] [--review-prompt FILE]` asks for."
+    kw = {k: v for k, v in dict(base_url=base_url, model=model).items() if v} if name == "http" else {}
+    if review_prompt:
+        if name == "rule":
+            raise ValueError("--review-prompt is a prompt for an LLM judge: add --judge http or --judge hf:<model>")
+        kw["review_prompt"] = Path(review_prompt).read_text(encoding="utf-8")
+    return get_judge(name, **kw)

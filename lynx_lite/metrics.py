@@ -10,9 +10,10 @@ from pathlib import Path
 
 # %% auto #0
 __all__ = ['MME_PERCEPTION', 'MME_COGNITION', 'LETTERS', 'wilson_interval', 'proportion', 'mme_label', 'mme_subtask_score',
-           'read_mme_results', 'score_mme', 'mme_partial_error', 'normalize_answer', 'token_f1', 'contains_answer',
-           'caption_tokenizer', 'tokenize_captions', 'caption_scores', 'parse_choice', 'pope_label', 'pope_scores',
-           'parse_review_scores', 'llavabench_scores', 'circular_variants', 'circular_scores']
+           'read_mme_results', 'score_mme', 'mme_partial_error', 'mme_missing', 'check_mme_folder', 'format_mme',
+           'normalize_answer', 'token_f1', 'contains_answer', 'caption_tokenizer', 'tokenize_captions',
+           'caption_scores', 'parse_choice', 'pope_label', 'pope_scores', 'parse_review_scores', 'llavabench_scores',
+           'circular_variants', 'circular_scores']
 
 # %% ../nbs/18_metrics.ipynb #w1ls0n02
 def wilson_interval(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -147,6 +148,30 @@ def mme_partial_error(scores: dict, where: str | Path) -> ValueError:
         f"{where}: {len(missing)} of the 14 MME subtasks are missing ({', '.join(missing)}): the official totals "
         "need all 14; pass --partial to score the others, with the totals marked partial"
     )
+
+# %% ../nbs/18_metrics.ipynb #5f6b65ea
+def mme_missing(folder: str | Path) -> list[str]:
+    "The MME subtasks (of the official 14) that `folder` has no sub-folder for, by case-insensitive name."
+    present = {p.name.lower() for p in Path(folder).iterdir() if p.is_dir()}
+    return [n for n in MME_PERCEPTION + MME_COGNITION if n.lower() not in present]
+
+
+def check_mme_folder(folder: str | Path) -> None:
+    "Fail in one line, before any generation, when `folder` lacks MME subtasks (`--partial` scores the others)."
+    missing = mme_missing(folder)
+    if missing:
+        raise mme_partial_error(dict(missing=missing), folder)
+
+
+def format_mme(s: dict) -> str:
+    "`score_mme`'s result as text: a line per subtask, then the perception and cognition totals."
+    rows = [
+        f"{name:<24}acc {v['acc']:.4f}  acc+ {v['acc_plus']:.4f}  score {v['score']:.2f}  other {v['other']}"
+        for name, v in s["subtasks"].items()
+    ]
+    mark = f" (partial: {', '.join(s['missing'])} missing)" if s["partial"] else ""
+    totals = [f"{part:<24}{s[part]:.2f}{mark}" for part in ("perception", "cognition")]
+    return "\n".join(rows + totals)
 
 # %% ../nbs/18_metrics.ipynb #84bd8832
 _NUMBERS = {w: str(i) for i, w in enumerate("zero one two three four five six seven eight nine ten".split())}

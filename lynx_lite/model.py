@@ -99,8 +99,8 @@ def supervised_loss(hidden: torch.Tensor, head: nn.Module, labels: torch.Tensor)
     return nn.functional.cross_entropy(logits, target[keep])
 
 # %% ../nbs/06_model.ipynb #837acb73
-class LynxModel(PretrainedMixin, nn.Module):
-    "Lynx: `vision` (frozen tower + frame embedding) -> `resampler` (Perceiver) -> `llm` (frozen, with adapters)."
+class _LynxModules(PretrainedMixin, nn.Module):
+    "The modules of Lynx, built from a config: `vision` (tower + frame embedding), `resampler`, `llm` (with adapters)."
 
     def __init__(self, config: LynxConfig, pretrained: bool = True, **llm_kwargs):
         super().__init__()
@@ -133,6 +133,10 @@ class LynxModel(PretrainedMixin, nn.Module):
     @property
     def device(self) -> torch.device:
         return self.resampler.latents.device
+
+# %% ../nbs/06_model.ipynb #82867ad6
+class _LynxInputs(_LynxModules):
+    "The LLM's inputs from token ids and pixels: visual tokens (`encode_visual`), then the fused sequence (`fuse`)."
 
     def encode_visual(self, pixel_values: Pixels, batch_size: int) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         "Visual tokens (B,Q,D) and a mask (B,) of the samples that have an image or video; (None, None) for text only."
@@ -188,6 +192,10 @@ class LynxModel(PretrainedMixin, nn.Module):
             position_ids=position_ids(attention_mask),
             labels=labels,
         )
+
+# %% ../nbs/06_model.ipynb #842c51a0
+class LynxModel(_LynxInputs):
+    "Lynx: `vision` (frozen tower + frame embedding) -> `resampler` (Perceiver) -> `llm` (frozen, with adapters)."
 
     def forward(
         self,
