@@ -49,8 +49,9 @@ def _add_model_commands(sub) -> None:
     s.set_defaults(func=_cmd_params)
     s = sub.add_parser("presets", help="list the model presets")
     s.set_defaults(func=_cmd_presets)
-    s = sub.add_parser("convert-original", help="the original release (finetune_lynx.pt, eva_vit_g.pth, Vicuna) as "
-                       "a lynx_lite folder: read with weights_only=True, each tensor checked against --preset")
+    about = "the original release (finetune_lynx.pt, eva_vit_g.pth, Vicuna) as a lynx_lite folder"
+    s = sub.add_parser("convert-original", help=about, description=f"{about}: read with weights_only=True (no code "
+                       "from them runs), each tensor checked against --preset; OUT written only when all fit")
     s.add_argument("--lynx", required=True, help="finetune_lynx.pt (stage 2) or pretrain_lynx.pt (stage 1)")
     s.add_argument("--eva", help="eva_vit_g.pth (EVA01_g_psz14.pt); needed unless --lynx carries vision_encoder.*")
     s.add_argument("--llm", required=True, help="Vicuna-7B v1.1: a Hugging Face folder or hub id (referenced)")

@@ -14,7 +14,7 @@ __all__ = ['REPORT_PARTS', 'part_of', 'count_parameters', 'format_counts', 'set_
            'parameter_counts']
 
 # %% ../nbs/07_freeze.ipynb #727b6db9
-REPORT_PARTS = ("vision", "resampler", "adapters", "llm")
+REPORT_PARTS = tuple(p for p in PARTS if p != "frame_pos")  # the table counts frame_pos inside vision
 
 
 def part_of(name: str) -> str:

@@ -4,7 +4,7 @@
 
 # %% ../nbs/22_lmms_eval.ipynb #a2200004
 from __future__ import annotations
-import json, os, re
+import abc, inspect, json, os, re
 from collections import defaultdict
 from dataclasses import replace
 from pathlib import Path
@@ -23,8 +23,9 @@ try:  # lmms-eval's registry checks `issubclass(cls, lmms)`: subclass the real o
     HAS_LMMS_EVAL = True
 except ImportError:  # ... else a stand-in with the few members the adapter uses, so it imports and is tested without
 
-    class LMMBase:
-        "Stand-in for `lmms_eval.api.model.lmms`: one process (`rank` 0 of `world_size` 1), `task_dict`, `cache_hook`."
+    class LMMBase(abc.ABC):
+        """Stand-in for `lmms_eval.api.model.lmms`: one process (`rank` 0 of `world_size` 1), `task_dict`, `cache_hook`,
+        and, abstract as they are there, the three requests a model answers."""
 
         is_simple = True
 
@@ -38,6 +39,15 @@ except ImportError:  # ... else a stand-in with the few members the adapter uses
         @property
         def world_size(self) -> int:
             return self._world_size
+
+        @abc.abstractmethod
+        def loglikelihood(self, requests): ...
+
+        @abc.abstractmethod
+        def generate_until(self, requests): ...
+
+        @abc.abstractmethod
+        def generate_until_multi_round(self, requests): ...
 
     HAS_LMMS_EVAL = False
 
@@ -138,12 +148,42 @@ class StopOnStrings(StoppingCriteria):
         texts = self.tokenizer.batch_decode(input_ids, skip_special_tokens=True)
         return torch.tensor([any(s in t for s in self.until) for t in texts], device=input_ids.device)
 
+# %% ../nbs/22_lmms_eval.ipynb #eeb78d9d
+def patch(f):
+    """Add the function `f` to the class its first argument is annotated with, under `f`'s own name (fastcore's
+    `@patch`, for a plain class name as annotation); `f` may be wrapped, e.g. by `torch.no_grad()`."""
+    inner = inspect.unwrap(f)
+    cls = next(iter(inner.__annotations__.values()))
+    cls = inner.__globals__[cls] if isinstance(cls, str) else cls  # a string under `from __future__ import annotations`
+    f.__qualname__ = f"{cls.__name__}.{f.__name__}"
+    setattr(cls, f.__name__, f)
+    return f
+
+# %% ../nbs/22_lmms_eval.ipynb #9bdfe2e4
+def _check_model_args(pretrained, model, batch_size, score: str, unknown: dict) -> None:
+    "The errors `LynxLite` raises, before it loads anything, for arguments it cannot honour."
+    if unknown:
+        raise TypeError(
+            f"unknown model_args for lynx_lite: {sorted(unknown)}; known: pretrained, device, batch_size, "
+            "dtype, max_new_tokens, max_prompt_tokens, score"
+        )
+    if (pretrained is None) == (model is None):
+        raise ValueError("pass pretrained=FOLDER (a save_pretrained folder) or model= and tokenizer=")
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise RuntimeError("LynxLite runs in one process: start lmms-eval without accelerate launch or torchrun")
+    if str(batch_size) == "auto" or int(batch_size) < 1:
+        raise ValueError(f"batch_size must be a positive number, got {batch_size!r}")
+    if score not in ("nll", "logprob"):
+        raise ValueError(f"score must be 'nll' (lmms-eval's multiple choice) or 'logprob', got {score!r}")
+
 # %% ../nbs/22_lmms_eval.ipynb #a2200019
 class LynxLite(LMMBase):
     """lynx_lite as an lmms-eval model: `--model lynx_lite --model_args pretrained=FOLDER[,batch_size=N,device=cpu,
     dtype=bfloat16,max_new_tokens=N,max_prompt_tokens=N,score=nll|logprob]`, or `LynxLite(model=..., tokenizer=...)`."""
 
     is_simple = True  # lmms-eval's "simple" model: it gets the task's text and builds its own prompt
+    # lmms's abstract requests, named so that the class is not abstract; each is added by @patch in the cells below
+    loglikelihood = generate_until = generate_until_multi_round = None
 
     def __init__(
         self,
@@ -160,19 +200,7 @@ class LynxLite(LMMBase):
         **unknown,
     ):
         super().__init__()
-        if unknown:
-            raise TypeError(
-                f"unknown model_args for lynx_lite: {sorted(unknown)}; known: pretrained, device, batch_size, "
-                "dtype, max_new_tokens, max_prompt_tokens, score"
-            )
-        if (pretrained is None) == (model is None):
-            raise ValueError("pass pretrained=FOLDER (a save_pretrained folder) or model= and tokenizer=")
-        if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-            raise RuntimeError("LynxLite runs in one process: start lmms-eval without accelerate launch or torchrun")
-        if str(batch_size) == "auto" or int(batch_size) < 1:
-            raise ValueError(f"batch_size must be a positive number, got {batch_size!r}")
-        if score not in ("nll", "logprob"):
-            raise ValueError(f"score must be 'nll' (lmms-eval's multiple choice) or 'logprob', got {score!r}")
+        _check_model_args(pretrained, model, batch_size, score, unknown)
         if model is None:
             model, tokenizer = load(pretrained, dtype=dtype, device=device)  # placed by the loader
         if tokenizer is None or tokenizer.pad_token_id is None:
@@ -204,126 +232,146 @@ class LynxLite(LMMBase):
     def device(self) -> torch.device:
         return self._model.device
 
-    def _doc(self, task: str, split: str, doc_id: int) -> dict:
-        return self.task_dict[task][split][doc_id]
+# %% ../nbs/22_lmms_eval.ipynb #27558aa2
+@patch
+def _doc(self: LynxLite, task: str, split: str, doc_id: int) -> dict:
+    return self.task_dict[task][split][doc_id]
 
-    def _chunks(self, items: list) -> list[list]:
-        return [items[i : i + self._batch_size] for i in range(0, len(items), self._batch_size)]
 
-    def _cache(self, kind: str, key: tuple, value) -> None:
-        if getattr(self, "cache_hook", None) is not None:
-            self.cache_hook.add_partial(kind, key, value)
+@patch
+def _chunks(self: LynxLite, items: list) -> list[list]:
+    return [items[i : i + self._batch_size] for i in range(0, len(items), self._batch_size)]
 
-    def prompt_ids(self, context: str, room: int | None = None) -> list[int]:
-        "BOS + Lynx's prompt around `context` (tags removed); the end kept when longer than `room` tokens (counted)."
-        turn = [(strip_visual_tags(context), None)]
-        cfg = replace(self.text_cfg, max_prompt_tokens=room or self.max_prompt_tokens, truncate_prompt=False)
-        try:
-            return encode_conversation(self._tokenizer, turn, cfg)[0]
-        except TooLongError:
-            self.truncated += 1
-            return encode_conversation(self._tokenizer, turn, replace(cfg, truncate_prompt=True))[0]
 
-    def continuation_ids(self, continuation: str) -> list[int]:
-        "An answer's tokens as in training: answer prefix + text (no EOS; lmms-eval's leading space dropped)."
-        return self._tokenizer(self.answer_prefix + continuation.lstrip(), add_special_tokens=False).input_ids
+@patch
+def _cache(self: LynxLite, kind: str, key: tuple, value) -> None:
+    if getattr(self, "cache_hook", None) is not None:
+        self.cache_hook.add_partial(kind, key, value)
 
-    @torch.no_grad()
-    def continuation_logprobs(self, rows: Sequence[tuple[list[int], list[int], torch.Tensor | None]]) -> list:
-        """(sum of log p(continuation token | visual, everything before it), is_greedy) for rows of (context ids,
-        continuation ids, pixels or None), in one forward pass padded on the right."""
-        b = pad_batch([c + k for c, k, _ in rows], None, self._tokenizer.pad_token_id, "right")
-        pixels = [p for *_, p in rows]
-        logits = self._model(
-            b["input_ids"], b["attention_mask"], None if all(p is None for p in pixels) else pixels
-        ).logits
-        offset = logits.shape[1] - b["input_ids"].shape[1]  # Q visual tokens in prefix mode, else 0
-        out = []
-        for j, (c, k, _) in enumerate(rows):
-            if not k:
-                out.append((0.0, True))
-                continue
-            at = offset + len(c) - 1 + torch.arange(len(k), device=logits.device)  # position t predicts token t+1
-            logp = logits[j, at].float().log_softmax(-1)
-            target = torch.tensor(k, device=logits.device)
-            out.append((logp.gather(-1, target[:, None]).sum().item(), bool((logp.argmax(-1) == target).all())))
-        return out
+# %% ../nbs/22_lmms_eval.ipynb #10b06932
+@patch
+def prompt_ids(self: LynxLite, context: str, room: int | None = None) -> list[int]:
+    "BOS + Lynx's prompt around `context` (tags removed); the end kept when longer than `room` tokens (counted)."
+    turn = [(strip_visual_tags(context), None)]
+    cfg = replace(self.text_cfg, max_prompt_tokens=room or self.max_prompt_tokens, truncate_prompt=False)
+    try:
+        return encode_conversation(self._tokenizer, turn, cfg)[0]
+    except TooLongError:
+        self.truncated += 1
+        return encode_conversation(self._tokenizer, turn, replace(cfg, truncate_prompt=True))[0]
 
-    def loglikelihood(self, requests) -> list[tuple[float, bool]]:
-        "(score, is_greedy) per request: the continuation's summed log-probability, negated unless `score=logprob`."
-        items = []
-        for i, req in enumerate(requests):
-            args = req.args
-            if len(args) == 2:  # mutual-information scoring's unconditional request: no visual
-                ctx, cont, visual = args[0], args[1], None
-            else:
-                ctx, target, doc_to_visual, doc_id, task, split = args[:6]
-                doc = self._doc(task, split, doc_id)
-                cont = target if isinstance(target, str) else target(doc)
-                cont = cont[0] if isinstance(cont, (list, tuple)) else cont
-                visual = (doc_to_visual, doc)
-            k = self.continuation_ids(str(cont))
-            c = self.prompt_ids(ctx, min(self.max_prompt_tokens, self.text_cfg.max_length - len(k)))
-            items.append((i, c, k, visual, (ctx, cont)))
-        out = [None] * len(items)
-        for batch in self._chunks(sorted(items, key=lambda x: -(len(x[1]) + len(x[2])))):
-            rows = [(c, k, None if v is None else visual_pixels(v[0](v[1]), self._model)) for _, c, k, v, _ in batch]
-            for (i, *_, key), (logprob, greedy) in zip(batch, self.continuation_logprobs(rows)):
-                out[i] = (logprob if self.score == "logprob" else -logprob, greedy)
-                self._cache("loglikelihood", key, out[i])
-        return out
 
-    @torch.no_grad()
-    def generate(self, prompts: list[list[int]], pixels: list, gen_kwargs: dict | None = None) -> list[str]:
-        "Answers to prompt ids (one pixels tensor or None each), left-padded in one batch, cut at `until`."
-        until, kwargs = generation_settings(gen_kwargs, self.max_new_tokens)
-        b = pad_batch(prompts, None, self._tokenizer.pad_token_id, "left")
-        ids = self._model.generate(
-            b["input_ids"],
-            b["attention_mask"],
-            None if all(p is None for p in pixels) else pixels,
-            pad_token_id=self._tokenizer.pad_token_id,
-            eos_token_id=self._tokenizer.eos_token_id,
-            stopping_criteria=StoppingCriteriaList([StopOnStrings(self._tokenizer, until)]) if until else None,
-            **kwargs,
-        )
-        return [cut_at_stop(t, until).strip() for t in self._tokenizer.batch_decode(ids, skip_special_tokens=True)]
+@patch
+def continuation_ids(self: LynxLite, continuation: str) -> list[int]:
+    "An answer's tokens as in training: answer prefix + text (no EOS; lmms-eval's leading space dropped)."
+    return self._tokenizer(self.answer_prefix + continuation.lstrip(), add_special_tokens=False).input_ids
 
-    def generate_until(self, requests) -> list[str]:
-        "The answer to each request, batched by equal `generation_kwargs`, longest prompt first; in request order."
-        groups = defaultdict(list)
-        for i, req in enumerate(requests):
-            ctx, gen_kwargs, doc_to_visual, doc_id, task, split = req.args[:6]
-            item = (i, ctx, gen_kwargs or {}, self.prompt_ids(ctx), (doc_to_visual, self._doc(task, split, doc_id)))
-            groups[json.dumps(item[2], sort_keys=True, default=str)].append(item)
-        out = [None] * len(requests)
-        for group in groups.values():
-            for batch in self._chunks(sorted(group, key=lambda x: -len(x[3]))):
-                pixels = [visual_pixels(f(doc), self._model) for *_, (f, doc) in batch]
-                for (i, ctx, g, *_), text in zip(batch, self.generate([x[3] for x in batch], pixels, batch[0][2])):
-                    out[i] = text
-                    self._cache("generate_until", (ctx, g), text)
-        return out
+# %% ../nbs/22_lmms_eval.ipynb #6eecc754
+@patch
+@torch.no_grad()
+def continuation_logprobs(self: LynxLite, rows: Sequence[tuple[list[int], list[int], torch.Tensor | None]]) -> list:
+    """(sum of log p(continuation token | visual, everything before it), is_greedy) for rows of (context ids,
+    continuation ids, pixels or None), in one forward pass padded on the right."""
+    b = pad_batch([c + k for c, k, _ in rows], None, self._tokenizer.pad_token_id, "right")
+    pixels = [p for *_, p in rows]
+    logits = self._model(
+        b["input_ids"], b["attention_mask"], None if all(p is None for p in pixels) else pixels
+    ).logits
+    offset = logits.shape[1] - b["input_ids"].shape[1]  # Q visual tokens in prefix mode, else 0
+    out = []
+    for j, (c, k, _) in enumerate(rows):
+        if not k:
+            out.append((0.0, True))
+            continue
+        at = offset + len(c) - 1 + torch.arange(len(k), device=logits.device)  # position t predicts token t+1
+        logp = logits[j, at].float().log_softmax(-1)
+        target = torch.tensor(k, device=logits.device)
+        out.append((logp.gather(-1, target[:, None]).sum().item(), bool((logp.argmax(-1) == target).all())))
+    return out
 
-    def generate_until_multi_round(self, requests) -> list[list[str]]:
-        """Multi-round tasks: after each round lmms-eval's `doc_to_text(doc, previous_output=, round_idx=,
-        previous_round_info=)` returns the next (visuals, context, done, round answers, info); one request at a time."""
-        out = []
-        for req in requests:
-            ctx, gen_kwargs, doc_to_visual, doc_to_text, doc_id, task, split = req.args[:7]
+# %% ../nbs/22_lmms_eval.ipynb #206251d1
+@patch
+def loglikelihood(self: LynxLite, requests) -> list[tuple[float, bool]]:
+    "(score, is_greedy) per request: the continuation's summed log-probability, negated unless `score=logprob`."
+    items = []
+    for i, req in enumerate(requests):
+        args = req.args
+        if len(args) == 2:  # mutual-information scoring's unconditional request: no visual
+            ctx, cont, visual = args[0], args[1], None
+        else:
+            ctx, target, doc_to_visual, doc_id, task, split = args[:6]
             doc = self._doc(task, split, doc_id)
-            visuals, rounds, info = doc_to_visual(doc), [], None
-            while True:
-                px = visual_pixels(visuals, self._model)
-                rounds.append(self.generate([self.prompt_ids(ctx)], [px], gen_kwargs)[0])
-                visuals, ctx, done, rounds, info = doc_to_text(
-                    doc, previous_output=list(rounds), round_idx=len(rounds), previous_round_info=info
-                )
-                rounds = list(rounds)
-                if done:
-                    break
-            out.append(rounds)
-        return out
+            cont = target if isinstance(target, str) else target(doc)
+            cont = cont[0] if isinstance(cont, (list, tuple)) else cont
+            visual = (doc_to_visual, doc)
+        k = self.continuation_ids(str(cont))
+        c = self.prompt_ids(ctx, min(self.max_prompt_tokens, self.text_cfg.max_length - len(k)))
+        items.append((i, c, k, visual, (ctx, cont)))
+    out = [None] * len(items)
+    for batch in self._chunks(sorted(items, key=lambda x: -(len(x[1]) + len(x[2])))):
+        rows = [(c, k, None if v is None else visual_pixels(v[0](v[1]), self._model)) for _, c, k, v, _ in batch]
+        for (i, *_, key), (logprob, greedy) in zip(batch, self.continuation_logprobs(rows)):
+            out[i] = (logprob if self.score == "logprob" else -logprob, greedy)
+            self._cache("loglikelihood", key, out[i])
+    return out
+
+# %% ../nbs/22_lmms_eval.ipynb #73abe1be
+@patch
+@torch.no_grad()
+def generate(self: LynxLite, prompts: list[list[int]], pixels: list, gen_kwargs: dict | None = None) -> list[str]:
+    "Answers to prompt ids (one pixels tensor or None each), left-padded in one batch, cut at `until`."
+    until, kwargs = generation_settings(gen_kwargs, self.max_new_tokens)
+    b = pad_batch(prompts, None, self._tokenizer.pad_token_id, "left")
+    ids = self._model.generate(
+        b["input_ids"],
+        b["attention_mask"],
+        None if all(p is None for p in pixels) else pixels,
+        pad_token_id=self._tokenizer.pad_token_id,
+        eos_token_id=self._tokenizer.eos_token_id,
+        stopping_criteria=StoppingCriteriaList([StopOnStrings(self._tokenizer, until)]) if until else None,
+        **kwargs,
+    )
+    return [cut_at_stop(t, until).strip() for t in self._tokenizer.batch_decode(ids, skip_special_tokens=True)]
+
+
+@patch
+def generate_until(self: LynxLite, requests) -> list[str]:
+    "The answer to each request, batched by equal `generation_kwargs`, longest prompt first; in request order."
+    groups = defaultdict(list)
+    for i, req in enumerate(requests):
+        ctx, gen_kwargs, doc_to_visual, doc_id, task, split = req.args[:6]
+        item = (i, ctx, gen_kwargs or {}, self.prompt_ids(ctx), (doc_to_visual, self._doc(task, split, doc_id)))
+        groups[json.dumps(item[2], sort_keys=True, default=str)].append(item)
+    out = [None] * len(requests)
+    for group in groups.values():
+        for batch in self._chunks(sorted(group, key=lambda x: -len(x[3]))):
+            pixels = [visual_pixels(f(doc), self._model) for *_, (f, doc) in batch]
+            for (i, ctx, g, *_), text in zip(batch, self.generate([x[3] for x in batch], pixels, batch[0][2])):
+                out[i] = text
+                self._cache("generate_until", (ctx, g), text)
+    return out
+
+# %% ../nbs/22_lmms_eval.ipynb #d157f851
+@patch
+def generate_until_multi_round(self: LynxLite, requests) -> list[list[str]]:
+    """Multi-round tasks: after each round lmms-eval's `doc_to_text(doc, previous_output=, round_idx=,
+    previous_round_info=)` returns the next (visuals, context, done, round answers, info); one request at a time."""
+    out = []
+    for req in requests:
+        ctx, gen_kwargs, doc_to_visual, doc_to_text, doc_id, task, split = req.args[:7]
+        doc = self._doc(task, split, doc_id)
+        visuals, rounds, info = doc_to_visual(doc), [], None
+        while True:
+            px = visual_pixels(visuals, self._model)
+            rounds.append(self.generate([self.prompt_ids(ctx)], [px], gen_kwargs)[0])
+            visuals, ctx, done, rounds, info = doc_to_text(
+                doc, previous_output=list(rounds), round_idx=len(rounds), previous_round_info=info
+            )
+            rounds = list(rounds)
+            if done:
+                break
+        out.append(rounds)
+    return out
 
 # %% ../nbs/22_lmms_eval.ipynb #a2200029
 def manifest():
@@ -371,6 +419,7 @@ def process_vqa(doc, results, **kwargs):
     return {"exact_match": float(answer == doc["answer"].lower())}
 '''
 
+# %% ../nbs/22_lmms_eval.ipynb #648ac2ed
 _TASK_YAML = """task: {task}
 dataset_path: json
 dataset_kwargs:
@@ -405,12 +454,10 @@ metric_list:
     higher_is_better: true
 """
 
-
-def write_lmms_task(world: str | Path, out: str | Path, name: str = "shapes") -> list[str]:
-    """Write the shapes world in `world` as lmms-eval tasks `{name}_vqa` and `{name}_mc` into `out` (YAML, JSON lines,
-    task functions), for `--include_path out --tasks {name}_vqa,{name}_mc`; returns the task names."""
-    world, out = Path(world).resolve(), Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+# %% ../nbs/22_lmms_eval.ipynb #cdb035cc
+def _task_docs(world: Path) -> tuple[list[dict], list[dict]]:
+    """The documents of the two tasks from the shapes world in the folder `world`: its open image questions (the first
+    reference answer) and its multiple-choice questions (the index of the right option), with absolute image paths."""
     rows = lambda f: [json.loads(line) for line in (world / f).read_text().splitlines() if line.strip()]
     vqa = [
         dict(id=i, image=str(world / r["image"]), question=r["question"], answer=r["answer"][0], kind=r["task"])
@@ -427,6 +474,15 @@ def write_lmms_task(world: str | Path, out: str | Path, name: str = "shapes") ->
         )
         for i, r in enumerate(rows("mcq.jsonl"))
     ]
+    return vqa, mc
+
+# %% ../nbs/22_lmms_eval.ipynb #72845a19
+def write_lmms_task(world: str | Path, out: str | Path, name: str = "shapes") -> list[str]:
+    """Write the shapes world in `world` as lmms-eval tasks `{name}_vqa` and `{name}_mc` into `out` (YAML, JSON lines,
+    task functions), for `--include_path out --tasks {name}_vqa,{name}_mc`; returns the task names."""
+    world, out = Path(world).resolve(), Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    vqa, mc = _task_docs(world)
     module = f"{name}_utils"
     (out / f"{module}.py").write_text(_TASK_UTILS)
     tasks = []

@@ -283,19 +283,57 @@ def lr_lambda(cfg: TrainConfig) -> Callable[[int], float]:
 
     return f
 
-# %% ../nbs/16_train.ipynb #a1948f0a
-def _tracker(name: str | None) -> str | None:
-    "The accelerate tracker for `name`; `auto` is TensorBoard when it is installed (an optional dependency)."
-    if name == "auto":
-        try:
-            import tensorboard  # noqa: F401
-
-            return "tensorboard"
-        except ImportError:
-            return None
-    return None if name in (None, "none") else name
+# %% ../nbs/16_train.ipynb #d6f79fa0
+def _supervised_tokens(batch: dict) -> int:
+    "How many tokens of a micro-batch the loss averages over."
+    return int((batch["labels"] != -100).sum()) if batch["size"] else 0
 
 
+def _loss(model, batch: dict, trainable: list[torch.Tensor]) -> torch.Tensor:
+    if batch["size"] == 0:  # every sample of the micro-batch was bad: a zero loss keeps all processes in step
+        return sum((p * 0).sum() for p in trainable)
+    return model(
+        input_ids=batch["input_ids"],
+        attention_mask=batch["attention_mask"],
+        labels=batch["labels"],
+        pixel_values=batch["pixel_values"],
+        loss_only=True,
+    ).loss  # the LM head only on supervised tokens
+
+
+def _token_scales(tokens: list[int], total: float, grad_accum: int, processes: int) -> list[float]:
+    """The factor of each micro-batch's loss: every supervised token of the step weighs the same, in whichever
+    micro-batch or process it is (`acc.backward` divides by `grad_accum`, DDP averages over processes; the scale is 1.0
+    for one micro-batch in one process). `total`: the step's supervised tokens over all processes."""
+    return [n * grad_accum * processes / max(total, 1.0) for n in tokens]
+
+
+def _optimizer_step(
+    acc: Accelerator,
+    model,
+    opt,
+    batches: list[dict],
+    trainable: list[torch.Tensor],
+    max_grad_norm: float,
+    skips: SkipLog,
+) -> float:
+    "One optimizer step over the step's micro-batches (gradients clipped); returns its loss, the mean over its tokens."
+    tokens = [_supervised_tokens(b) for b in batches]
+    total = acc.reduce(torch.tensor(float(sum(tokens)), device=acc.device), "sum").item()
+    micro = []
+    for batch, scale in zip(batches, _token_scales(tokens, total, len(batches), acc.num_processes)):
+        skips.update(batch["skipped"])
+        with acc.accumulate(model):
+            loss = _loss(model, batch, trainable)
+            acc.backward(loss * scale)
+            if acc.sync_gradients and max_grad_norm:
+                acc.clip_grad_norm_(trainable, max_grad_norm)
+            opt.step()  # the prepared optimizer steps only on the step's last micro-batch
+            opt.zero_grad()
+        micro.append(loss.detach() * scale / len(batches))
+    return acc.reduce(torch.stack(micro).sum(), "mean").item()
+
+# %% ../nbs/16_train.ipynb #9559bfd6
 def enable_gradient_checkpointing(model: LynxModel) -> None:
     "Recompute the LLM's decoder layers in the backward pass instead of keeping their activations."
     llm = model.llm
@@ -315,76 +353,56 @@ def _checkpointed_train_mode(model: LynxModel) -> None:
         if isinstance(m, GradientCheckpointingLayer) and m.gradient_checkpointing:
             m.training = model.training
 
-
-def _supervised_tokens(batch: dict) -> int:
-    "How many tokens of a micro-batch the loss averages over."
-    return int((batch["labels"] != -100).sum()) if batch["size"] else 0
-
-
-def _loss(model, batch: dict, trainable: list[torch.Tensor]) -> torch.Tensor:
-    if batch["size"] == 0:  # every sample of the micro-batch was bad: a zero loss keeps all processes in step
-        return sum((p * 0).sum() for p in trainable)
-    return model(
-        input_ids=batch["input_ids"],
-        attention_mask=batch["attention_mask"],
-        labels=batch["labels"],
-        pixel_values=batch["pixel_values"],
-        loss_only=True,
-    ).loss  # the LM head only on supervised tokens
+# %% ../nbs/16_train.ipynb #59615e64
+def _save_checkpoint(
+    acc: Accelerator, out: Path, step: int, model, opt, sched, losses: list, lrs: list, skips: SkipLog,
+    per_step: int, keep: int
+) -> None:
+    "Write the train state after `step` optimizer steps to `out/checkpoints` (the newest `keep` are kept)."
+    acc.wait_for_everyone()
+    rngs = gather_object([rng_state()])  # every process's: their dropout masks differ
+    if acc.is_main_process:
+        state = dict(
+            scheduler=sched.state_dict(), losses=losses, lrs=lrs, consumed=step * per_step, skipped=dict(skips.counts)
+        )
+        save_train_state(out, step, trainable_weights(acc.unwrap_model(model)), opt, state, keep=keep, rng=rngs)
+    acc.wait_for_everyone()
 
 
-def train(
-    cfg: TrainConfig,
-    resume: bool = False,
-    progress: bool = True,
-    hooks: Sequence[Callable[[LynxModel, int], dict | None]] = (),
-) -> dict:
-    "Run `cfg`; `resume=True` continues from the run's latest checkpoint. Returns a summary (losses, speed, skips)."
-    out = Path(cfg.out_dir).expanduser()
-    acc = Accelerator(
-        # a step's micro-batches are fetched before its first backward: sync on the count alone, not at the loader's end
-        gradient_accumulation_plugin=GradientAccumulationPlugin(num_steps=cfg.grad_accum, sync_with_dataloader=False),
-        mixed_precision=cfg.mixed_precision,
-        log_with=_tracker(cfg.tracker),
-        project_dir=str(out),
-        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
-    )
-    set_seed(cfg.seed)
-    model, tok = build_model(cfg, device_map={"": str(acc.device)} if cfg.quantization else None)
-    if cfg.init_from:
-        load_trained(model, cfg.init_from)
-    counts = freeze_for_stage(model, cfg.stage, verbose=acc.is_main_process and progress)
-    if cfg.cache_features and not any(p.requires_grad for p in model.vision.model.parameters()):
-        model.vision.cache = FeatureCache()
-    if cfg.gradient_checkpointing:
-        enable_gradient_checkpointing(model)
-    skips = SkipLog()
-    per_step = cfg.batch_size * cfg.grad_accum * acc.num_processes
-    data, sampler = build_data(cfg, tok, model.config, per_step, skips)
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(param_groups(model, cfg))
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(cfg))
-    step, losses, lrs = 0, [], []  # lrs: the learning rate of each optimizer step (new modules' group)
-    ckpt = latest_train_state(out) if resume else None
-    if ckpt is not None:
-        weights, state = load_train_state(ckpt, opt, rank=acc.process_index)
-        model.load_state_dict(weights, strict=False)
-        sched.load_state_dict(state["scheduler"])
-        step, losses, lrs = state["step"], state["losses"], state.get("lrs", [])
-        skips.counts.update(state.get("skipped", {}))
-        sampler.load_state_dict(sampler.state_at(step * per_step))
-        if acc.is_main_process and progress:
-            print(f"resumed from {ckpt} at step {step}")
-    loader = torch.utils.data.DataLoader(
-        data,
-        batch_size=cfg.batch_size,
-        sampler=sampler,
-        drop_last=True,
-        num_workers=cfg.num_workers,
-        generator=torch.Generator().manual_seed(cfg.seed),  # its seed draw must not move the global RNG (dropout)
-        collate_fn=Collator(tok.pad_token_id, model.config.text.padding_side),
-    )
-    model, opt, loader = acc.prepare(model, opt, loader)
+def _resume(
+    out: Path, acc: Accelerator, model, opt, sched, sampler: MixtureSampler, skips: SkipLog, per_step: int,
+    progress: bool
+) -> tuple[int, list, list]:
+    """(step, losses, lrs) of the run's latest train state, loaded into the model, optimiser, scheduler, RNGs, skip
+    counts and sampler; (0, [], []) when the run has none yet."""
+    ckpt = latest_train_state(out)
+    if ckpt is None:
+        return 0, [], []
+    weights, state = load_train_state(ckpt, opt, rank=acc.process_index)
+    model.load_state_dict(weights, strict=False)
+    sched.load_state_dict(state["scheduler"])
+    step = state["step"]
+    skips.counts.update(state.get("skipped", {}))
+    sampler.load_state_dict(sampler.state_at(step * per_step))  # the samples consumed, not those prefetched
+    if acc.is_main_process and progress:
+        print(f"resumed from {ckpt} at step {step}")
+    return step, state["losses"], state.get("lrs", [])
+
+# %% ../nbs/16_train.ipynb #15f94ea4
+def _tracker(name: str | None) -> str | None:
+    "The accelerate tracker for `name`; `auto` is TensorBoard when it is installed (an optional dependency)."
+    if name == "auto":
+        try:
+            import tensorboard  # noqa: F401
+
+            return "tensorboard"
+        except ImportError:
+            return None
+    return None if name in (None, "none") else name
+
+
+def _start_logging(acc: Accelerator, cfg: TrainConfig, out: Path) -> None:
+    "Write `out/train_config.yaml` and start the tracker with the run's plain settings."
     if acc.is_main_process:
         out.mkdir(parents=True, exist_ok=True)
         (out / "train_config.yaml").write_text(cfg.to_yaml())
@@ -392,68 +410,27 @@ def train(
         "lynx_lite", config={k: v for k, v in asdict(cfg).items() if isinstance(v, (int, float, str, bool))}
     )
 
-    def checkpoint():
-        acc.wait_for_everyone()
-        rngs = gather_object([rng_state()])  # every process's: their dropout masks differ
-        if acc.is_main_process:
-            state = dict(
-                scheduler=sched.state_dict(),
-                losses=losses,
-                lrs=lrs,
-                consumed=step * per_step,
-                skipped=dict(skips.counts),
-            )
-            save_train_state(
-                out, step, trainable_weights(acc.unwrap_model(model)), opt, state, keep=cfg.keep_checkpoints, rng=rngs
-            )
-        acc.wait_for_everyone()
 
-    batches, t_start, start_step = iter(loader), time.perf_counter(), step
-    bar = tqdm(
-        total=cfg.max_steps, initial=step, desc=f"stage {cfg.stage}", disable=not (progress and acc.is_main_process)
-    )
-    model.train()
+def _log_step(acc: Accelerator, bar: tqdm, cfg: TrainConfig, step: int, loss: float, lr: float, rate: float) -> None:
+    "The bar after each step; the tracker every `log_every` steps and at the last."
+    bar.update(1)
+    bar.set_postfix(loss=f"{loss:.3f}", lr=f"{lr:.2e}", samples_s=f"{rate:.1f}")
+    if step % cfg.log_every == 0 or step == cfg.max_steps:
+        acc.log({"loss": loss, "lr": lr, "samples_per_s": rate}, step=step)
+
+
+def _run_hooks(acc: Accelerator, model, hooks: Sequence[Callable], step: int) -> None:
+    "Call each evaluation hook on the model, log what it returns, and put the model back in train mode."
+    for hook in hooks:
+        metrics = hook(acc.unwrap_model(model), step)
+        if metrics:
+            acc.log(metrics, step=step)
+    model.train()  # a hook may have put the model in eval mode
     _checkpointed_train_mode(acc.unwrap_model(model))
-    while step < cfg.max_steps:
-        t0, micro = time.perf_counter(), []
-        lrs.append(opt.param_groups[0]["lr"])
-        batches_of_step = [next(batches) for _ in range(cfg.grad_accum)]
-        tokens = [_supervised_tokens(b) for b in batches_of_step]
-        # every supervised token of the step weighs the same, in whichever micro-batch or process it is: the update is
-        # that of one large batch (`acc.backward` divides by grad_accum, DDP averages over processes; scale is 1.0 for
-        # one micro-batch in one process)
-        total = acc.reduce(torch.tensor(float(sum(tokens)), device=acc.device), "sum").item()
-        for batch, n in zip(batches_of_step, tokens):
-            skips.update(batch["skipped"])
-            scale = n * cfg.grad_accum * acc.num_processes / max(total, 1.0)
-            with acc.accumulate(model):
-                loss = _loss(model, batch, trainable)
-                acc.backward(loss * scale)
-                if acc.sync_gradients and cfg.max_grad_norm:
-                    acc.clip_grad_norm_(trainable, cfg.max_grad_norm)
-                opt.step()
-                opt.zero_grad()
-            micro.append(loss.detach() * scale / cfg.grad_accum)
-        sched.step()
-        step += 1
-        loss_value = acc.reduce(torch.stack(micro).sum(), "mean").item()  # the mean over the step's tokens
-        losses.append(loss_value)
-        rate, lr = per_step / (time.perf_counter() - t0), sched.get_last_lr()[0]
-        bar.update(1)
-        bar.set_postfix(loss=f"{loss_value:.3f}", lr=f"{lr:.2e}", samples_s=f"{rate:.1f}")
-        if step % cfg.log_every == 0 or step == cfg.max_steps:
-            acc.log({"loss": loss_value, "lr": lr, "samples_per_s": rate}, step=step)
-        if cfg.eval_every and step % cfg.eval_every == 0 and acc.is_main_process:
-            for hook in hooks:
-                metrics = hook(acc.unwrap_model(model), step)
-                if metrics:
-                    acc.log(metrics, step=step)
-            model.train()  # a hook may have put the model in eval mode
-            _checkpointed_train_mode(acc.unwrap_model(model))
-        if step % cfg.save_every == 0 or step == cfg.max_steps:
-            checkpoint()
-    bar.close()
-    elapsed = time.perf_counter() - t_start
+
+# %% ../nbs/16_train.ipynb #22c0ef2a
+def _finish(acc: Accelerator, model, tok, out: Path, run: dict) -> dict:
+    "Save the trained weights to `out/model`, end the trackers; the summary (`run` and more) is `out/summary.json`."
     model = acc.unwrap_model(model)
     digests = gather_object([weights_digest(trainable_weights(model))])  # every rank must hold the same weights
     if acc.is_main_process:  # referenced bases (hub id / folder) are not copied; a 4-bit LLM is never stored
@@ -461,15 +438,7 @@ def train(
     acc.end_training()
     cache = model.vision.cache
     summary = dict(
-        steps=step,
-        losses=losses,
-        lrs=lrs,
-        scheduler_steps=sched.last_epoch,  # one per optimizer step
-        samples_per_s=(step - start_step) * per_step / max(elapsed, 1e-9),
-        seconds=elapsed,
-        skipped=dict(skips.counts),
-        processes=acc.num_processes,
-        trainable=counts["all"]["trainable"],
+        run,
         rank_digests=digests,
         distributed=str(acc.distributed_type.value),
         out_dir=str(out),
@@ -481,19 +450,106 @@ def train(
         (out / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary
 
+# %% ../nbs/16_train.ipynb #251b1df1
+def _accelerator(cfg: TrainConfig, out: Path) -> Accelerator:
+    return Accelerator(
+        # a step's micro-batches are fetched before its first backward: sync on the count alone, not at the loader's end
+        gradient_accumulation_plugin=GradientAccumulationPlugin(num_steps=cfg.grad_accum, sync_with_dataloader=False),
+        mixed_precision=cfg.mixed_precision,
+        log_with=_tracker(cfg.tracker),
+        project_dir=str(out),
+        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
+    )
+
+
+def _training_model(
+    cfg: TrainConfig, acc: Accelerator, progress: bool
+) -> tuple[LynxModel, PreTrainedTokenizerBase, dict]:
+    "(model, tokenizer, parameter counts) of a run: built under its seed, `init_from`'s weights, frozen for its stage."
+    set_seed(cfg.seed)
+    model, tok = build_model(cfg, device_map={"": str(acc.device)} if cfg.quantization else None)
+    if cfg.init_from:
+        load_trained(model, cfg.init_from)
+    counts = freeze_for_stage(model, cfg.stage, verbose=acc.is_main_process and progress)
+    if cfg.cache_features and not any(p.requires_grad for p in model.vision.model.parameters()):
+        model.vision.cache = FeatureCache()
+    if cfg.gradient_checkpointing:
+        enable_gradient_checkpointing(model)
+    return model, tok, counts
+
+
+def _loader(cfg: TrainConfig, data, sampler: MixtureSampler, tok, model_cfg: LynxConfig) -> torch.utils.data.DataLoader:
+    return torch.utils.data.DataLoader(
+        data,
+        batch_size=cfg.batch_size,
+        sampler=sampler,
+        drop_last=True,
+        num_workers=cfg.num_workers,
+        generator=torch.Generator().manual_seed(cfg.seed),  # its seed draw must not move the global RNG (dropout)
+        collate_fn=Collator(tok.pad_token_id, model_cfg.text.padding_side),
+    )
+
+# %% ../nbs/16_train.ipynb #a1948f0a
+def train(
+    cfg: TrainConfig,
+    resume: bool = False,
+    progress: bool = True,
+    hooks: Sequence[Callable[[LynxModel, int], dict | None]] = (),
+) -> dict:
+    "Run `cfg`; `resume=True` continues from the run's latest checkpoint. Returns a summary (losses, speed, skips)."
+    out = Path(cfg.out_dir).expanduser()
+    acc = _accelerator(cfg, out)
+    model, tok, counts = _training_model(cfg, acc, progress)
+    skips, per_step = SkipLog(), cfg.batch_size * cfg.grad_accum * acc.num_processes
+    data, sampler = build_data(cfg, tok, model.config, per_step, skips)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(param_groups(model, cfg))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(cfg))
+    step, losses, lrs = 0, [], []  # lrs: the learning rate of each optimizer step (new modules' group)
+    if resume:
+        step, losses, lrs = _resume(out, acc, model, opt, sched, sampler, skips, per_step, progress)
+    model, opt, loader = acc.prepare(model, opt, _loader(cfg, data, sampler, tok, model.config))
+    _start_logging(acc, cfg, out)
+    batches, t_start, start_step = iter(loader), time.perf_counter(), step
+    bar = tqdm(
+        total=cfg.max_steps, initial=step, desc=f"stage {cfg.stage}", disable=not (progress and acc.is_main_process)
+    )
+    model.train()
+    _checkpointed_train_mode(acc.unwrap_model(model))
+    while step < cfg.max_steps:
+        t0 = time.perf_counter()
+        lrs.append(opt.param_groups[0]["lr"])
+        micro_batches = [next(batches) for _ in range(cfg.grad_accum)]
+        loss = _optimizer_step(acc, model, opt, micro_batches, trainable, cfg.max_grad_norm, skips)
+        sched.step()
+        step += 1
+        losses.append(loss)
+        _log_step(acc, bar, cfg, step, loss, sched.get_last_lr()[0], per_step / (time.perf_counter() - t0))
+        if cfg.eval_every and step % cfg.eval_every == 0 and acc.is_main_process:
+            _run_hooks(acc, model, hooks, step)
+        if step % cfg.save_every == 0 or step == cfg.max_steps:
+            _save_checkpoint(acc, out, step, model, opt, sched, losses, lrs, skips, per_step, cfg.keep_checkpoints)
+    bar.close()
+    elapsed = time.perf_counter() - t_start
+    run = dict(
+        steps=step,
+        losses=losses,
+        lrs=lrs,
+        scheduler_steps=sched.last_epoch,  # one per optimizer step
+        samples_per_s=(step - start_step) * per_step / max(elapsed, 1e-9),
+        seconds=elapsed,
+        skipped=dict(skips.counts),
+        processes=acc.num_processes,
+        trainable=counts["all"]["trainable"],
+    )
+    return _finish(acc, model, tok, out, run)
+
 # %% ../nbs/16_train.ipynb #7a6ecb75
 _STAGE2_SOURCES = [
     dict(name="instructions", format="conversations", path="instructions.json", ratio=0.6),
     dict(name="captions", format="pairs", path="captions.jsonl", ratio=0.2),
     dict(name="text", format="text", path="text_instructions.jsonl", ratio=0.2),
 ]
-_REAL_7B = {
-    "llm.name_or_path": "lmsys/vicuna-7b-v1.1",
-    "vision.name_or_path": "openai/clip-vit-large-patch14-336",
-    "vision.image_size": 336,
-    "vision.feature_layer": -2,
-    "vision.model_type": "clip_vision_model",
-}
 
 RECIPES: dict[str, TrainConfig] = {
     "tiny-cpu-stage1": TrainConfig(
@@ -523,71 +579,83 @@ RECIPES: dict[str, TrainConfig] = {
         save_every=100,
         cache_features=True,
     ),
-    "qlora-1gpu": TrainConfig(
-        model="lynx-7b",
-        stage=2,
-        data_dir="data",
-        out_dir="runs/qlora-1gpu",
-        quantization=dict(NF4),
-        model_overrides={
-            **_REAL_7B,
-            "adapters.method": "lora",
-            "adapters.lora_r": 16,
-            "adapters.lora_alpha": 32,
-            "llm.dtype": "bfloat16",
-        },
-        sources=[dict(name="instructions", format="conversations", path="instructions.json", ratio=1.0)],
-        max_steps=2000,
-        batch_size=4,
-        grad_accum=8,
-        lr=2e-4,
-        mixed_precision="bf16",
-        gradient_checkpointing=True,
-        num_workers=4,
-        save_every=200,
-    ),
-    "paper-stage1": TrainConfig(
-        model="lynx-7b",
-        stage=1,
-        data_dir="data",
-        out_dir="runs/paper-stage1",
-        model_overrides={**_REAL_7B, "llm.dtype": "bfloat16"},
-        sources=[dict(name="pairs", format="pairs", path="pretrain/pairs.jsonl", ratio=1.0)],
-        max_steps=50000,
-        batch_size=32,
-        lr=1e-4,
-        warmup_steps=1000,
-        mixed_precision="bf16",
-        gradient_checkpointing=True,
-        num_workers=8,
-        save_every=1000,
-    ),
-    "paper-stage2": TrainConfig(
-        model="lynx-7b",
-        stage=2,
-        data_dir="data",
-        out_dir="runs/paper-stage2",
-        init_from="runs/paper-stage1",
-        model_overrides={**_REAL_7B, "llm.dtype": "bfloat16"},
-        sources=[
-            dict(name="multimodal", format="conversations", path="instruct/multimodal.json", ratio=0.8),
-            dict(name="text", format="text", path="instruct/text.jsonl", ratio=0.2),
-        ],
-        max_steps=20000,
-        batch_size=16,
-        lr=5e-5,
-        warmup_steps=500,
-        mixed_precision="bf16",
-        gradient_checkpointing=True,
-        num_workers=8,
-        save_every=1000,
-    ),
 }
 
 
 def get_recipe(name: str, **overrides) -> TrainConfig:
     "A copy of recipe `name`, with dotted overrides."
     return from_registry(RECIPES, name, "recipe", **overrides)
+
+# %% ../nbs/16_train.ipynb #6206063d
+_REAL_7B = {
+    "llm.name_or_path": "lmsys/vicuna-7b-v1.1",
+    "vision.name_or_path": "openai/clip-vit-large-patch14-336",
+    "vision.image_size": 336,
+    "vision.feature_layer": -2,
+    "vision.model_type": "clip_vision_model",
+}
+
+RECIPES["qlora-1gpu"] = TrainConfig(
+    model="lynx-7b",
+    stage=2,
+    data_dir="data",
+    out_dir="runs/qlora-1gpu",
+    quantization=dict(NF4),
+    model_overrides={
+        **_REAL_7B,
+        "adapters.method": "lora",
+        "adapters.lora_r": 16,
+        "adapters.lora_alpha": 32,
+        "llm.dtype": "bfloat16",
+    },
+    sources=[dict(name="instructions", format="conversations", path="instructions.json", ratio=1.0)],
+    max_steps=2000,
+    batch_size=4,
+    grad_accum=8,
+    lr=2e-4,
+    mixed_precision="bf16",
+    gradient_checkpointing=True,
+    num_workers=4,
+    save_every=200,
+)
+
+# %% ../nbs/16_train.ipynb #9516f88a
+RECIPES["paper-stage1"] = TrainConfig(  # batch sizes, learning rates and step counts: our choices (see above)
+    model="lynx-7b",
+    stage=1,
+    data_dir="data",
+    out_dir="runs/paper-stage1",
+    model_overrides={**_REAL_7B, "llm.dtype": "bfloat16"},
+    sources=[dict(name="pairs", format="pairs", path="pretrain/pairs.jsonl", ratio=1.0)],
+    max_steps=50000,
+    batch_size=32,
+    lr=1e-4,
+    warmup_steps=1000,
+    mixed_precision="bf16",
+    gradient_checkpointing=True,
+    num_workers=8,
+    save_every=1000,
+)
+RECIPES["paper-stage2"] = TrainConfig(
+    model="lynx-7b",
+    stage=2,
+    data_dir="data",
+    out_dir="runs/paper-stage2",
+    init_from="runs/paper-stage1",
+    model_overrides={**_REAL_7B, "llm.dtype": "bfloat16"},
+    sources=[
+        dict(name="multimodal", format="conversations", path="instruct/multimodal.json", ratio=0.8),
+        dict(name="text", format="text", path="instruct/text.jsonl", ratio=0.2),
+    ],
+    max_steps=20000,
+    batch_size=16,
+    lr=5e-5,
+    warmup_steps=500,
+    mixed_precision="bf16",
+    gradient_checkpointing=True,
+    num_workers=8,
+    save_every=1000,
+)
 
 # %% ../nbs/16_train.ipynb #23dfce09
 def _accelerate_yaml(strategy: str, num_processes: int = 8) -> dict:
@@ -627,7 +695,7 @@ def _accelerate_yaml(strategy: str, num_processes: int = 8) -> dict:
         )
     raise ValueError(f"unknown strategy {strategy!r}; use ddp, fsdp, zero2 or zero3")
 
-
+# %% ../nbs/16_train.ipynb #e06220a5
 def _deepspeed_json(stage: int) -> dict:
     zero = dict(stage=stage, overlap_comm=True, contiguous_gradients=True, reduce_bucket_size="auto")
     if stage == 3:
@@ -650,7 +718,7 @@ def _deepspeed_json(stage: int) -> dict:
         wall_clock_breakdown=False,
     )
 
-
+# %% ../nbs/16_train.ipynb #dfe45cc0
 def write_launch_files(folder: str | Path, num_processes: int = 8) -> list[Path]:
     "accelerate configs for ddp / fsdp / zero2 / zero3 and the DeepSpeed JSONs they point to."
     import yaml

@@ -115,17 +115,19 @@ OOMS = [torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 26.00 GiB"
 
 
 @pytest.mark.parametrize("error", OOMS)
-def test_out_of_memory_while_loading(monkeypatch, capsys, error):
+def test_out_of_memory_while_loading(monkeypatch, capsys, tmp_path, error):
     from lynx_lite.model import LynxModel
 
     def from_pretrained(path_or_id, **kw):
         raise error
 
     monkeypatch.setattr(LynxModel, "from_pretrained", staticmethod(from_pretrained))
-    code = main(["chat", "--model", "runs/big/model", "q"])
+    big = tmp_path / "big"
+    big.mkdir()  # a folder: the loader resolves it, then the model does not fit
+    code = main(["chat", "--model", str(big), "q"])
     out, err = capsys.readouterr()
-    line = one_line(code, out, err, "runs/big/model")
-    assert line.startswith("lynx-lite chat: error: out of memory while loading runs/big/model: ")
+    line = one_line(code, out, err, str(big))
+    assert line.startswith(f"lynx-lite chat: error: out of memory while loading {big}: ")
     assert "smaller dtype" in line and "4-bit" in line and "more memory" in line
 
 

@@ -59,7 +59,53 @@ def text_answers(model, tokenizer, path: Path, limit: int = 100, batch_size: int
         dict(r, answer=p, correct=p.strip().lower().rstrip(".") == r["output"].lower()) for p, r in zip(preds, rows)
     ]
 
+# %% ../../nbs/34_ablations.ipynb #532af649
+def _variant_worlds(change: dict, quickstart_cfg: QuickstartConfig, standins: dict, out: Path, progress: bool) -> dict:
+    "A variant's worlds: the quickstart's (in `standins`), or, when it changes the data, its own (same seeds)."
+    if not change.get("data"):
+        return standins
+    tag = "-".join(f"{k}{v}" for k, v in sorted(change["data"].items()))
+    return {**standins, **write_worlds(out / "data" / tag, quickstart_cfg, progress, **change["data"])}
+
+
+def _variant_settings(
+    change: dict, seed: int, qc: QuickstartConfig, worlds: dict, standins: dict, eval_limit: int
+) -> dict:
+    "What a run's result depends on (its cache key); `qc` holds the run's step counts."
+    return dict(
+        change=change,
+        seed=seed,
+        stage1_steps=qc.stage1_steps,
+        stage2_steps=qc.stage2_steps,
+        eval_limit=eval_limit,
+        preset=qc.preset,
+        batch_size=qc.batch_size,
+        world=worlds["world"],
+        heldout=worlds["heldout"],
+        tower=standins["tower"],
+        llm=standins["llm"],
+    )
+
 # %% ../../nbs/34_ablations.ipynb #b8f76ec4
+def _heldout_metrics(folder: Path, worlds: dict, eval_limit: int, progress: bool) -> dict:
+    "The held-out metrics of the stage-2 model in `folder`, with their counts; its judged answers go to `folder/eval`."
+    model, tok = load(folder / "stage2" / "model", device="cpu")
+    acc = heldout_accuracy(model, tok, worlds["held"], folder / "eval", limit=eval_limit, progress=progress)
+    flat = [c for v in acc.values() for c in v]
+    text = text_answers(model, tok, worlds["held"] / "text_instructions.jsonl")
+    (folder / "eval" / "text_predictions.jsonl").write_text("".join(json.dumps(x) + "\n" for x in text))
+    return dict(
+        accuracy=sum(flat) / len(flat),
+        correct=sum(flat),
+        n=len(flat),
+        per_task={t: sum(v) / len(v) for t, v in acc.items()},
+        per_task_n={t: len(v) for t, v in acc.items()},
+        text=sum(x["correct"] for x in text) / len(text),
+        text_correct=sum(x["correct"] for x in text),
+        text_n=len(text),
+    )
+
+
 def run_variant(
     change: dict,
     seed: int,
@@ -73,23 +119,9 @@ def run_variant(
 ) -> dict:
     "Train and evaluate one variant (a change to the paper's choice) with one seed; reused if done with these settings."
     qc = replace(quickstart_cfg, stage1_steps=stage1_steps, stage2_steps=stage2_steps)
-    folder, worlds = out / "runs" / run_key(change, seed), standins
-    if change.get("data"):  # this variant's own training and held-out worlds, from the quickstart's seeds
-        tag = "-".join(f"{k}{v}" for k, v in sorted(change["data"].items()))
-        worlds = {**standins, **write_worlds(out / "data" / tag, quickstart_cfg, progress, **change["data"])}
-    settings = dict(
-        change=change,
-        seed=seed,
-        stage1_steps=stage1_steps,
-        stage2_steps=stage2_steps,
-        eval_limit=eval_limit,
-        preset=qc.preset,
-        batch_size=qc.batch_size,
-        world=worlds["world"],
-        heldout=worlds["heldout"],
-        tower=standins["tower"],
-        llm=standins["llm"],
-    )
+    folder = out / "runs" / run_key(change, seed)
+    worlds = _variant_worlds(change, quickstart_cfg, standins, out, progress)
+    settings = _variant_settings(change, seed, qc, worlds, standins, eval_limit)
 
     def run():
         t0 = time.time()
@@ -103,24 +135,8 @@ def run_variant(
             prompts=change.get("prompts", "diverse"),
             seed=seed,
         )
-        model, tok = load(folder / "stage2" / "model", device="cpu")
-        acc = heldout_accuracy(model, tok, worlds["held"], folder / "eval", limit=eval_limit, progress=progress)
-        flat = [c for v in acc.values() for c in v]
-        text = text_answers(model, tok, worlds["held"] / "text_instructions.jsonl")
-        (folder / "eval" / "text_predictions.jsonl").write_text("".join(json.dumps(x) + "\n" for x in text))
-        return dict(
-            change=change,
-            seed=seed,
-            accuracy=sum(flat) / len(flat),
-            correct=sum(flat),
-            n=len(flat),
-            per_task={t: sum(v) / len(v) for t, v in acc.items()},
-            per_task_n={t: len(v) for t, v in acc.items()},
-            text=sum(x["correct"] for x in text) / len(text),
-            text_correct=sum(x["correct"] for x in text),
-            text_n=len(text),
-            minutes=round((time.time() - t0) / 60, 2),
-        )
+        metrics = _heldout_metrics(folder, worlds, eval_limit, progress)
+        return dict(change=change, seed=seed, **metrics, minutes=round((time.time() - t0) / 60, 2))
 
     return cached_step(folder, settings, run, ABLATE_VERSION, progress, clean=False)["result"]
 
@@ -166,7 +182,7 @@ def ablate(
     )
     return rows
 
-
+# %% ../../nbs/34_ablations.ipynb #b76aaac9
 def _over_seeds(rs: list[dict], key: str, count: str, n: str) -> dict:
     "One metric of a variant's runs: mean and spread over seeds, the runs' values, n and the 95% interval."
     sizes = {r[n] for r in rs}
@@ -202,7 +218,7 @@ def summarize(rows: list[dict]) -> list[dict]:
         for (s, v, p), rs in groups.items()
     ]
 
-
+# %% ../../nbs/34_ablations.ipynb #b0bef805
 def separated(a: dict, b: dict, key: str = "accuracy") -> dict:
     """Whether two summarised variants differ on `key`: `intervals`, their 95% intervals do not overlap; `seeds`,
     every seed of one is above every seed of the other (at least two seeds each)."""
@@ -213,7 +229,7 @@ def separated(a: dict, b: dict, key: str = "accuracy") -> dict:
         and (min(x["runs"]) > max(y["runs"]) or min(y["runs"]) > max(x["runs"])),
     )
 
-
+# %% ../../nbs/34_ablations.ipynb #d61e235c
 def format_table(rows: list[dict]) -> str:
     "A markdown table: accuracy and text-only accuracy, mean ± spread over seeds, 95% interval and n."
     lines = [
