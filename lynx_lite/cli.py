@@ -96,14 +96,15 @@ def parse_overrides(items: list[str]) -> dict:
     return out
 
 
-# %% ../nbs/40_cli.ipynb #c0b67879
+# %% ../nbs/40_cli.ipynb #ef077bcb
 def _train_config(args):
     "The TrainConfig of --config FILE, --recipe NAME or --data FILE..., with the key=value overrides."
     from lynx_lite.train import TrainConfig, get_recipe
 
     data = getattr(args, "data", None)
     if sum(map(bool, (args.config, args.recipe, data))) != 1:
-        raise ValueError("give exactly one of --config FILE or --recipe NAME" + " or --data FILE" * (data is not None))
+        alt = " or --data FILE" * hasattr(args, "data")  # check-data takes files too
+        raise ValueError(f"give exactly one of --config FILE or --recipe NAME{alt}")
     if data:
         from lynx_lite.check_data import sources_from_paths
 
@@ -122,6 +123,7 @@ def _cmd_check_data(args) -> int:
     return int(bool(report.errors or (args.strict and report.warnings)))
 
 
+# %% ../nbs/40_cli.ipynb #b1c896ca
 def _cmd_train(args) -> None:
     from lynx_lite.train import preflight, train
 

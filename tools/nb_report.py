@@ -20,11 +20,12 @@ def exported(cell: dict) -> bool:
 
 
 def figures(cell: dict) -> int:
-    "Figures a cell draws (matplotlib) or shows (markdown images)."
+    "Figures a cell draws (matplotlib), shows (markdown images) or holds as a stored image."
     src = "".join(cell["source"])
     if cell["cell_type"] == "markdown":
         return len(re.findall(r"!\[[^\]]*\]\(", src))
-    return len(re.findall(r"plt\.subplots?\(|plt\.figure\(|\.imshow\(", src)) and 1
+    stored = any("image/png" in o.get("data", {}) for o in cell.get("outputs", []))
+    return int(stored or bool(re.search(r"plt\.subplots?\(|plt\.figure\(|\.imshow\(", src)))
 
 
 def is_lab(nb: Path) -> bool:
