@@ -9,11 +9,12 @@ from collections import Counter
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['MME_PERCEPTION', 'MME_COGNITION', 'LETTERS', 'wilson_interval', 'proportion', 'mme_label', 'mme_subtask_score',
-           'read_mme_results', 'score_mme', 'mme_partial_error', 'mme_missing', 'check_mme_folder', 'format_mme',
-           'normalize_answer', 'token_f1', 'contains_answer', 'caption_tokenizer', 'tokenize_captions',
-           'caption_scores', 'parse_choice', 'pope_label', 'pope_scores', 'parse_review_scores', 'llavabench_scores',
-           'circular_variants', 'circular_scores']
+__all__ = ['MME_PERCEPTION', 'MME_COGNITION', 'LETTERS', 'CHOICE_RULES', 'REVIEW_RULES', 'wilson_interval', 'proportion',
+           'mme_label', 'mme_subtask_score', 'read_mme_results', 'score_mme', 'mme_partial_error', 'mme_missing',
+           'check_mme_folder', 'format_mme', 'normalize_answer', 'token_f1', 'contains_answer', 'caption_tokenizer',
+           'tokenize_captions', 'caption_scores', 'parse_choice', 'pope_label', 'pope_scores', 'parse_review_scores',
+           'llavabench_scores', 'circular_variants', 'circular_scores', 'llava_review_scores', 'llavabench_official',
+           'can_infer', 'seed_exact', 'reading_differences']
 
 # %% ../nbs/18_metrics.ipynb #w1ls0n02
 def wilson_interval(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -388,3 +389,65 @@ def circular_scores(groups: list[list[tuple[str | None, str]]]) -> dict:
         all_rotations=proportion(sum(passes), len(passes)),
         unparsed=sum(p is None for g in groups for p, _ in g),
     )
+
+# %% ../nbs/18_metrics.ipynb #3e6b5535
+def llava_review_scores(text: str) -> tuple[float, float]:
+    "LLaVA's `parse_score`: the first line, ',' as ' ', split on ' ', exactly two numbers, else (-1, -1)."
+    parts = text.split("\n")[0].replace(",", " ").split(" ")
+    try:
+        return (float(parts[0]), float(parts[1])) if len(parts) == 2 else (-1.0, -1.0)
+    except ValueError:
+        return (-1.0, -1.0)
+
+
+def llavabench_official(rows: list[tuple[str, float, float]]) -> dict:
+    """`summarize_gpt_review.py`'s figures per category and 'all': 100 * mean model / mean reference, with every
+    review's pair averaged in, the (-1, -1) of an unreadable one included (counted as `unparsed`)."""
+    groups = {}
+    for cat, ref, ans in rows:
+        for g in (cat, "all"):
+            groups.setdefault(g, []).append((ref, ans))
+    out = {}
+    for g, pairs in sorted(groups.items(), key=lambda kv: (kv[0] == "all", kv[0])):
+        ref, ans = (sum(x) / len(pairs) for x in zip(*pairs))
+        out[g] = dict(relative=100 * ans / ref if ref else float("nan"), reference=ref, model=ans, n=len(pairs),
+                      unparsed=sum(p == (-1.0, -1.0) for p in pairs))  # fmt: skip
+    return out
+
+# %% ../nbs/18_metrics.ipynb #e74f8cc3
+_VLM_PUNCT = str.maketrans({c: " " for c in ".()[],:;!*#{}"})
+
+
+def can_infer(prediction: str, options: list[str]) -> str | None:
+    """VLMEvalKit's `can_infer` without a judge: exactly one option letter as a whole, case-sensitive token (after
+    `.()[],:;!*#{}` become spaces), else exactly one option's text inside the lower-cased answer, else None."""
+    letters = LETTERS[: len(options)]
+    tokens = str(prediction).translate(_VLM_PUNCT).split()
+    found = [c for c in letters if c in tokens]
+    if len(found) == 1:
+        return found[0]
+    text = str(prediction).lower()
+    hits = [c for c, o in zip(letters, options) if str(o).lower() in text]
+    return hits[0] if len(hits) == 1 else None
+
+
+def seed_exact(prediction: str, options: list[str]) -> str | None:
+    "LLaVA's SEED-Bench conversion: a hit only when the answer is the letter itself, exactly."
+    return prediction if prediction in LETTERS[: len(options)] else None
+
+# %% ../nbs/18_metrics.ipynb #6193dfb6
+CHOICE_RULES = {  # how a free answer picks an option: the rule, and the code it follows
+    "official-mmbench": (can_infer, "open-compass/VLMEvalKit vlmeval/utils/matching_util.py can_infer (18fc37a)"),
+    "official-seed": (seed_exact, "haotian-liu/LLaVA scripts/convert_seed_for_submission.py (exact letter)"),
+    "lenient": (parse_choice, "lynx_lite.metrics.parse_choice (leading, stated or standalone letter, option text)"),
+}
+REVIEW_RULES = {  # how a judge's review becomes two scores
+    "official": (llava_review_scores, "haotian-liu/LLaVA llava/eval/eval_gpt_review_bench.py parse_score"),
+    "lenient": (parse_review_scores, "lynx_lite.metrics.parse_review_scores (any spacing; unreadable left out)"),
+}
+
+
+def reading_differences(predictions: list[str], options: list[list[str]], a: str, b: str) -> int:
+    "How many answers the choice rules `a` and `b` read differently."
+    fa, fb = CHOICE_RULES[a][0], CHOICE_RULES[b][0]
+    return sum(fa(p, o) != fb(p, o) for p, o in zip(predictions, options))
