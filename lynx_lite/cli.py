@@ -409,15 +409,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     from lynx_lite.lab.commands import add_lab_commands  # the lab's own: shapes, quickstart, language, ablate
+    from lynx_lite.memory_command import add_memory_command  # the planner is imported when it runs
 
-    for add in (
-        _add_model_commands,
-        _add_llm_commands,
-        _add_train_commands,
-        _add_eval_commands,
-        _add_chat_commands,
-        add_lab_commands,
-    ):
+    adders = (_add_model_commands, _add_llm_commands, _add_train_commands, add_memory_command, _add_eval_commands)
+    for add in (*adders, _add_chat_commands, add_lab_commands):
         add(sub)
     return p
 

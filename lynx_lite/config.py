@@ -9,9 +9,10 @@ from dataclasses import dataclass, field, asdict, fields
 from typing import Literal
 
 # %% auto #0
-__all__ = ['CLIP_MEAN', 'CLIP_STD', 'PARTS', 'BASE_PARTS', 'TINY_VOCAB', 'DECODING', 'NF4', 'VisionConfig', 'ResamplerConfig',
-           'LLMConfig', 'AdapterConfig', 'FusionConfig', 'VideoConfig', 'TextConfig', 'apply_overrides', 'LynxConfig',
-           'register_preset', 'list_presets', 'from_registry', 'get_preset', 'decoding']
+__all__ = ['CLIP_MEAN', 'CLIP_STD', 'PARTS', 'BASE_PARTS', 'STRATEGIES', 'TINY_VOCAB', 'DECODING', 'NF4', 'VisionConfig',
+           'ResamplerConfig', 'LLMConfig', 'AdapterConfig', 'FusionConfig', 'VideoConfig', 'TextConfig',
+           'apply_overrides', 'LynxConfig', 'register_preset', 'list_presets', 'from_registry', 'get_preset',
+           'decoding']
 
 # %% ../nbs/00_config.ipynb #8d5bf7c1
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -145,6 +146,7 @@ def apply_overrides(d: dict, overrides: dict, strict: bool = True, name: str = "
 PARTS = ("vision", "frame_pos", "resampler", "adapters", "llm")  # every parameter belongs to one (`07_freeze`)
 BASE_PARTS = ("vision", "llm")  # the pretrained ones: loaded by name, referenced (not stored) by a trainable-only save
 _DEFAULT_TRAINABLE = ["frame_pos", "resampler", "adapters"]
+STRATEGIES = ("ddp", "fsdp", "zero2", "zero3")  # multi-GPU: the launch files (`16_train`), the planner (`17b_memory`)
 
 
 def _check_choices(cfg) -> None:

@@ -15,7 +15,7 @@ from safetensors.torch import load_file
 from tqdm.auto import tqdm
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 from .train_state import latest_train_state, load_train_state, rng_state, save_train_state
-from .config import NF4, LynxConfig, apply_overrides, from_registry, get_preset, list_presets
+from .config import NF4, STRATEGIES, LynxConfig, apply_overrides, from_registry, get_preset, list_presets
 from .dataset import Collator, LynxDataset
 from .freeze import freeze_for_stage, part_of
 from .errors import check_loadable
@@ -32,8 +32,8 @@ from .vision import FeatureCache
 # %% auto #0
 __all__ = ['LOADERS', 'KNOWN_MODELS', 'RECIPES', 'TrainConfig', 'data_path', 'load_source', 'build_data', 'model_source',
            'build_model', 'trainable_weights', 'weights_digest', 'load_trained', 'models_to_load', 'describe_model',
-           'preflight', 'param_groups', 'lr_lambda', 'enable_gradient_checkpointing', 'train', 'get_recipe',
-           'write_launch_files']
+           'launch_strategy', 'check_gpu_memory', 'preflight', 'param_groups', 'lr_lambda',
+           'enable_gradient_checkpointing', 'train', 'get_recipe', 'write_launch_files']
 
 # %% ../nbs/16_train.ipynb #ebc6451c
 @dataclass
@@ -240,11 +240,36 @@ def describe_model(m: dict) -> str:
 
 
 # %% ../nbs/16_train.ipynb #c6371dcd
+def launch_strategy() -> tuple[int, str]:
+    "(processes, strategy) of the `accelerate launch` this runs under: ddp, fsdp, zero2 or zero3 (1, 'ddp' alone)."
+    env = os.environ.get
+    if env("ACCELERATE_USE_DEEPSPEED", "").lower() == "true":
+        strategy = "zero3" if env("ACCELERATE_DEEPSPEED_ZERO_STAGE") == "3" else "zero2"
+    else:
+        strategy = "fsdp" if env("ACCELERATE_USE_FSDP", "").lower() == "true" else "ddp"
+    return int(env("WORLD_SIZE", "1")), strategy
+
+
+def check_gpu_memory(cfg: TrainConfig, free_bytes: int) -> None:
+    "Fail in one line when a step of `cfg` does not fit in `free_bytes` per GPU: the largest batch that does, a fix."
+    from lynx_lite.memory import preflight_memory
+
+    try:
+        line = preflight_memory(cfg, free_bytes, *launch_strategy())
+    except ValueError:  # a pretrained part whose shapes are not known offline: nothing to plan with
+        return
+    if line:
+        smaller = "not even" not in line  # a smaller batch fits: grad_accum keeps the effective batch
+        raise ValueError(line + (" (raise grad_accum to keep the effective batch)" if smaller else ""))
+
+
 def preflight(cfg: TrainConfig, run: str | None = None) -> None:
     "Say which pretrained models `cfg` loads, then fail in seconds, in one line, on anything a run would miss later."
     models = models_to_load(cfg)
     if models:
         print(f"{run or 'this run'} loads {' and '.join(describe_model(m) for m in models)}", flush=True)
+    if torch.cuda.is_available():  # the memory planner's step (`17b_memory`) against what this GPU has free
+        check_gpu_memory(cfg, torch.cuda.mem_get_info()[0])
     for m in models:
         check_loadable(m["name"], "tokenizer_config.json" if m["part"] == "tokenizer" else "config.json")
     if cfg.init_from and not Path(cfg.init_from).expanduser().exists():
@@ -726,7 +751,7 @@ def write_launch_files(folder: str | Path, num_processes: int = 8) -> list[Path]
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     written = []
-    for s in ("ddp", "fsdp", "zero2", "zero3"):
+    for s in STRATEGIES:
         cfg = _accelerate_yaml(s, num_processes)
         if "deepspeed_config" in cfg:
             cfg["deepspeed_config"]["deepspeed_config_file"] = str((folder / f"{s}.json").resolve())
