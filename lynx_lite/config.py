@@ -143,19 +143,22 @@ def apply_overrides(d: dict, overrides: dict, strict: bool = True, name: str = "
 
 
 # %% ../nbs/00_config.ipynb #a6f5837e
-PARTS = ("vision", "frame_pos", "resampler", "adapters", "llm")  # every parameter belongs to one (`07_freeze`)
+# every parameter belongs to one part (`07_freeze`); "inserted": the modules inserted into the frozen LLM (Lynx's
+# adapters, or LoRA, or Flamingo-style gated cross-attention)
+PARTS = ("vision", "frame_pos", "resampler", "inserted", "llm")
 BASE_PARTS = ("vision", "llm")  # the pretrained ones: loaded by name, referenced (not stored) by a trainable-only save
-_DEFAULT_TRAINABLE = ["frame_pos", "resampler", "adapters"]
+_DEFAULT_TRAINABLE = ["frame_pos", "resampler", "inserted"]
 STRATEGIES = ("ddp", "fsdp", "zero2", "zero3")  # multi-GPU: the launch files (`16_train`), the planner (`17b_memory`)
 
 
 def _check_choices(cfg) -> None:
-    "The values a `LynxConfig` accepts for its modes, and the parts each stage trains."
+    "The values a `LynxConfig` accepts for its modes, and the parts each stage trains (`adapters` read as `inserted`)."
     if cfg.fusion.mode not in ("prefix", "xattn"):
         raise ValueError(f"fusion.mode must be 'prefix' or 'xattn', got {cfg.fusion.mode!r}")
     if cfg.adapters.method not in ("adapter", "lora", "none"):
         raise ValueError(f"adapters.method must be 'adapter', 'lora' or 'none', got {cfg.adapters.method!r}")
     for stage, parts in cfg.stage_trainable.items():
+        parts[:] = ["inserted" if p == "adapters" else p for p in parts]  # its name in earlier saves
         bad = [p for p in parts if p not in PARTS]
         if bad:
             raise ValueError(f"stage {stage}: unknown parts {bad}; known parts: {list(PARTS)}")

@@ -26,7 +26,7 @@ def part_of(name: str) -> str:
     if name.startswith("resampler."):
         return "resampler"
     if name.startswith("llm."):
-        return "adapters" if any(k in name for k in NEW_LLM_MODULES) else "llm"
+        return "inserted" if any(k in name for k in NEW_LLM_MODULES) else "llm"
     raise ValueError(f"parameter {name!r} belongs to no known part ({', '.join(PARTS)})")
 
 

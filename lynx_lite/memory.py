@@ -380,7 +380,7 @@ class LiveBytes(TorchDispatchMode):
         return out
 
 # %% ../nbs/17b_memory.ipynb #9a68a0a5
-PART_TAGS = ("vision", "resampler", "adapters", "llm")
+PART_TAGS = ("vision", "resampler", "inserted", "llm")
 
 
 @contextmanager
@@ -400,7 +400,7 @@ def part_tags(model: LynxModel, tracker: LiveBytes):
         tracker.tag = stack.pop()
 
     mods = [("vision", model.vision), ("resampler", model.resampler)]
-    mods += [("adapters", m) for n, m in model.llm.named_modules() if any(k in n for k in NEW_LLM_MODULES)]
+    mods += [("inserted", m) for n, m in model.llm.named_modules() if any(k in n for k in NEW_LLM_MODULES)]
     for tag, m in mods:
         handles += [m.register_forward_pre_hook(enter(tag)), m.register_forward_hook(leave)]
     try:

@@ -190,7 +190,7 @@ def write_fake_release(folder: str | os.PathLike, preset: str = "lynx-tiny", see
         eva[k.replace(f"blocks.{last}.", f"blocks.{last + 1}.")] = torch.randn_like(eva[k])
     eva["pos_embed"], eva["norm.weight"] = small, torch.ones(model.vision.hidden_size)
     torch.save(eva, folder / "eva_vit_g.pth")
-    trained = {k: v for k, v in sd.items() if part_of(k) in ("resampler", "frame_pos", "adapters")}
+    trained = {k: v for k, v in sd.items() if part_of(k) in ("resampler", "frame_pos", "inserted")}
     torch.save({"model": {"model." + k: v for k, v in to_original(trained).items()}}, folder / "finetune_lynx.pt")
     llm = AutoModelForCausalLM.from_config(
         AutoConfig.for_model(cfg.llm.model_type, **{**cfg.llm.config, "vocab_size": vocab})

@@ -19,14 +19,14 @@ def test_params_lynx_7b_json():
     assert (d["total"], d["trainable"], d["frozen"]) == (8_413_655_312, 688_430_224, 8_413_655_312 - 688_430_224)
     parts = d["parts"]
     assert parts["vision"] == dict(total=986_808_320, trainable=7_040, frozen=986_801_280)
-    assert parts["resampler"]["trainable"] == 419_758_336 and parts["adapters"]["trainable"] == 268_664_848
+    assert parts["resampler"]["trainable"] == 419_758_336 and parts["inserted"]["trainable"] == 268_664_848
     assert parts["llm"] == dict(total=6_738_423_808, trainable=0, frozen=6_738_423_808)
     print(f"lynx-lite params lynx-7b --json: {time.time() - t:.1f}s")
 
 
 def test_params_table_and_errors():
     r = run("params", "tiny-lora", "--stage", "2")
-    assert r.returncode == 0 and "adapters" in r.stdout and "stage 2" in r.stdout
+    assert r.returncode == 0 and "inserted" in r.stdout and "stage 2" in r.stdout
     bad = run("params", "nope")
     assert bad.returncode == 2 and "known presets" in bad.stderr and "lynx-7b" in bad.stderr
     presets = run("presets").stdout.split()
