@@ -4,7 +4,7 @@
 
 # %% ../nbs/20_evaluate.ipynb #23254088
 from __future__ import annotations
-import json, time
+import hashlib, json, os, time
 from collections import defaultdict
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -53,10 +53,12 @@ def generate_answers(
     batch_size: int = 16,
     progress: bool = True,
     text_cfg=None,
+    on_batch: Callable[[list[str]], None] | None = None,
     **generate_kwargs,
 ) -> list[str]:
     """The model's answer to the last question of each record (its answer, if any, is ignored); left-padded batches.
-    `text_cfg` replaces the model's `TextConfig` for this call (a benchmark's prompt length)."""
+    `text_cfg` replaces the model's `TextConfig` for this call (a benchmark's prompt length); `on_batch(answers)` is
+    called with each batch's answers as they come."""
     from tqdm.auto import tqdm
     from lynx_lite.dataset import Collator, LynxDataset
 
@@ -78,7 +80,9 @@ def generate_answers(
     for i in tqdm(range(0, len(ds), batch_size), desc="generating", disable=not progress):
         b = collate([ds[j] for j in range(i, min(i + batch_size, len(ds)))])
         ids = model.generate(b["input_ids"], b["attention_mask"], b["pixel_values"], **generate_kwargs)
-        out += [s.strip() for s in tokenizer.batch_decode(ids, skip_special_tokens=True)]
+        out += (answers := [s.strip() for s in tokenizer.batch_decode(ids, skip_special_tokens=True)])
+        if on_batch:
+            on_batch(answers)
     return out
 
 
@@ -136,14 +140,154 @@ def uses_judge(benches: Sequence[str]) -> bool:
     "Whether any of `benches` needs a judge (so that none is built, or loaded, for the others)."
     return any(BENCHES[b].judge for b in benches)
 
+# %% ../nbs/20_evaluate.ipynb #21a9e441
+class _AnswerFile:
+    """The file of a run's answers: a header line naming the run, then one JSON line per answer in the order asked; a
+    rerun of the same run reads them back (`fresh`: it does not), up to a torn line. One run at a time writes it."""
+
+    def __init__(self, path: str | Path, header: dict, fresh: bool = False):
+        from filelock import FileLock
+
+        self.path, self.header, self.fresh, self.pos, self.reused = Path(path), header, fresh, 0, 0
+        self._lock, self._f, self.back = FileLock(f"{self.path}.lock", timeout=0), None, []
+
+    def _read(self) -> list[tuple[str, str]]:
+        "The answers on disk, up to the first line that is torn (no newline, not JSON) or not of this run."
+        rows = []
+        lines = self.path.read_bytes().splitlines(keepends=True) if self.path.exists() else []
+        for n, line in enumerate(lines):
+            try:
+                d = json.loads(line)
+                ok = line.endswith(b"\n") and (d["run"] == self.header["run"] if n == 0 else isinstance(d["a"], str))
+            except (ValueError, KeyError, TypeError):
+                ok = False
+            if not ok:
+                break
+            rows += [(str(d["q"]), d["a"])] if n else []
+        return rows
+
+    def _rewrite(self) -> None:
+        "The header and the answers kept, replacing the file at once (a crash leaves the old one or the new)."
+        if self._f:
+            self._f.close()
+        rows = [self.header] + [{"q": q, "a": a} for q, a in self.back]
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        tmp.write_text("".join(json.dumps(x, default=str) + "\n" for x in rows))
+        os.replace(tmp, self.path)
+        self._f = open(self.path, "a", encoding="utf-8")
+
+    def __enter__(self):
+        from filelock import Timeout
+
+        try:
+            self._lock.acquire()
+        except Timeout:
+            msg = "another evaluation of this run is writing it now; wait for it, or give another --out"
+            raise RuntimeError(f"{self.path}: {msg}") from None
+        self.back = [] if self.fresh else self._read()
+        self._rewrite()  # a torn last line is gone
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._f.close()
+        self._lock.release()
+
+# %% ../nbs/20_evaluate.ipynb #3420a3e8
+def _record_key(r: Record) -> str:
+    "What the model is asked: the turns so far (earlier answers in them), the question, the image or video."
+    turns = [list(t) for t in r.turns[:-1]] + [[r.turns[-1][0]]]
+    return hashlib.sha256(json.dumps([turns, str(r.image or ""), str(r.video or "")]).encode()).hexdigest()[:16]
+
+
+class _AnswerLog(_AnswerFile):
+    "A run's answers as the asker needs them: those read back while the questions agree, then each batch's new ones."
+
+    def take(self, keys: list[str]) -> list[str]:
+        "The answers read back for the next questions `keys`, up to the first that differs; from there on, all are new."
+        out = []
+        while len(out) < len(keys) and self.pos < len(self.back) and self.back[self.pos][0] == keys[len(out)]:
+            out.append(self.back[self.pos][1])
+            self.pos += 1
+        if len(out) < len(keys) and self.pos < len(self.back):  # answers to other questions: dropped
+            self.back = self.back[: self.pos]
+            self._rewrite()
+        self.reused += len(out)
+        return out
+
+    def add(self, keys: list[str], answers: list[str]) -> None:
+        "Appends a batch's answers: they are on disk (flushed, synced) before the next batch is asked."
+        self._f.write("".join(json.dumps({"q": k, "a": a}) + "\n" for k, a in zip(keys, answers)))
+        self._f.flush()
+        os.fsync(self._f.fileno())
+        self.back += zip(keys, answers)
+        self.pos += len(answers)
+
+# %% ../nbs/20_evaluate.ipynb #3f573a51
+_TEXT = {".json", ".jsonl", ".tsv", ".txt", ".csv"}  # data files read whole; a folder's other files by name and size
+
+
+def _model_digest(model, tokenizer) -> str:
+    "The weights (a tensor of up to 2^20 numbers whole, a strided sample of 2^16 of a larger one), config, tokenizer."
+    import torch
+
+    h = hashlib.sha256(repr((model.config, type(tokenizer).__name__, len(tokenizer))).encode())
+    with torch.no_grad():
+        for name, t in [*model.named_parameters(), *model.named_buffers()]:
+            flat = t.detach().reshape(-1)
+            flat = flat[:: flat.numel() // 2**16] if flat.numel() > 2**20 else flat
+            h.update(f"{name} {tuple(t.shape)} {t.dtype}".encode())
+            if not t.is_meta:
+                h.update(flat.contiguous().cpu().view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def _fn_digest(fn) -> str:
+    "A stand-in model (`answer_fn`): its module, name and code (the values it closes over are not read)."
+
+    def code(c) -> list[str]:
+        return [c.co_code.hex(), repr(c.co_names)] + [
+            x for k in c.co_consts for x in (code(k) if hasattr(k, "co_code") else [repr(k)])
+        ]
+
+    parts = [getattr(fn, "__module__", ""), getattr(fn, "__qualname__", type(fn).__qualname__)]
+    c = getattr(fn, "__code__", None) or getattr(getattr(fn, "__call__", None), "__code__", None)
+    parts += code(c) if c else [repr(fn)]  # no code to read (a partial, ...): its repr, which may name it per process
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+
+def _data_digest(bench: str, path: Path) -> str:
+    "The bench's data: its file's bytes, or a folder's (the files its patterns match, else all) text files' bytes."
+    globs = [g for g in BENCHES[bench].files if "*" in g]
+    if path.is_file():
+        files, root = [path], path.parent
+    else:
+        matched = sorted({p for g in globs for p in path.glob(f"{g}*")})  # POPE's .json and .jsonl
+        files, root = matched or sorted(path.rglob("*")), path
+    h = hashlib.sha256()
+    for p in (p for p in files if p.is_file()):
+        h.update(f"{p.relative_to(root).as_posix()} {p.stat().st_size}\n".encode())
+        if p.suffix.lower() in _TEXT:
+            with open(p, "rb") as f:
+                h.update(hashlib.file_digest(f, "sha256").digest())
+    return h.hexdigest()
+
+
+def _run_header(bench: str, path: Path, model, tokenizer, answer_fn, settings: dict) -> dict:
+    "What a run's answers depend on, and its hash `run` (in the answers file's name)."
+    who = _fn_digest(answer_fn) if answer_fn is not None else _model_digest(model, tokenizer)
+    run = dict(bench=bench, data=str(path), data_digest=_data_digest(bench, path), model=who, **settings)
+    run["lynx_lite_version"] = __version__
+    return dict(run=hashlib.sha256(json.dumps(run, sort_keys=True, default=str).encode()).hexdigest(), **run)
+
 # %% ../nbs/20_evaluate.ipynb #ev4l0002
 Answerer = Callable[[list[Record]], list[str]]
 
 
 class _Asker:
-    "Asks the model (or `answer_fn`) the last question of records; counts the questions asked and the prompts cut."
+    """Asks the model (or `answer_fn`) the last question of records, in batches; counts the questions asked and the
+    prompts cut. With a `log` (an `_AnswerLog`), answers read back are not asked again and each new batch is kept."""
 
-    def __init__(self, model, tokenizer, text_cfg, batch_size, progress, generate_kwargs, answer_fn=None):
+    def __init__(self, model, tokenizer, text_cfg, batch_size, progress, generate_kwargs, answer_fn=None, log=None):
         self.model, self.tok, self.text_cfg, self.batch_size, self.progress = (
             model,
             tokenizer,
@@ -151,7 +295,7 @@ class _Asker:
             batch_size,
             progress,
         )
-        self.generate_kwargs, self.answer_fn = generate_kwargs, answer_fn
+        self.generate_kwargs, self.answer_fn, self.log = generate_kwargs, answer_fn, log
         self.asked, self.cut = 0, 0
 
     def __call__(self, records: list[Record]) -> list[str]:
@@ -160,10 +304,24 @@ class _Asker:
         self.asked += len(records)
         if self.tok is not None and self.text_cfg is not None:
             self.cut += sum(prompt_is_cut(self.tok, r, self.text_cfg) for r in records)
+        keys = [_record_key(r) for r in records]
+        out = self.log.take(keys) if self.log else []
+        todo, keys = records[len(out) :], keys[len(out) :]
+        if not todo:
+            return out
+
+        def keep(answers: list[str]) -> None:  # a batch's answers, on disk before the next batch is asked
+            if self.log:
+                self.log.add(keys[: len(answers)], answers)
+            del keys[: len(answers)]
+
         if self.answer_fn is not None:
-            return [str(a) for a in self.answer_fn(records)]
-        return generate_answers(
-            self.model, self.tok, records, self.batch_size, self.progress, self.text_cfg, **self.generate_kwargs
+            for i in range(0, len(todo), self.batch_size):
+                out += (answers := [str(a) for a in self.answer_fn(todo[i : i + self.batch_size])])
+                keep(answers)
+            return out
+        return out + generate_answers(
+            self.model, self.tok, todo, self.batch_size, self.progress, self.text_cfg, keep, **self.generate_kwargs
         )
 
 # %% ../nbs/20_evaluate.ipynb #ffe2bdec
@@ -414,6 +572,36 @@ _RUNNERS = {
     "conversation": _run_conversation,
 }
 
+# %% ../nbs/20_evaluate.ipynb #0c35652f
+def _prompt_limit(model, spec: Bench, max_prompt_tokens, generate_kwargs: dict, answer_fn) -> tuple:
+    """(The bench's `TextConfig`, the decoding recorded): the prompt limit is the bench's (or `max_prompt_tokens`), at
+    most what the model's `max_length` leaves for the answer; a stand-in `answer_fn` has neither (None, its name)."""
+    if model is None:
+        if answer_fn is None:
+            raise ValueError("evaluate needs a model (and its tokenizer), or answer_fn")
+        return None, dict(answer_fn=getattr(answer_fn, "__name__", "answer_fn"))
+    new_tokens = generate_kwargs.get("max_new_tokens", model.config.text.max_answer_tokens)
+    room = model.config.text.max_length - new_tokens
+    text_cfg = replace(
+        model.config.text,
+        max_prompt_tokens=min(max_prompt_tokens or spec.max_prompt_tokens, room),
+        truncate_prompt=True,
+    )
+    return text_cfg, {**DECODING["greedy"], "max_new_tokens": model.config.text.max_answer_tokens, **generate_kwargs}
+
+
+def _cache_counts(judge) -> tuple[int, int] | None:
+    "(hits, misses) of a judge that caches its replies (19_judges), else None."
+    return (judge.hits, judge.misses) if hasattr(judge, "hits") else None
+
+
+def _judged_by(judge, before: tuple[int, int] | None) -> dict:
+    "The judge as `results.json` names it; for a caching judge, the replies of this run found in its cache or not."
+    d = judge.describe()
+    if before is not None:
+        d["cache"] = dict(hits=judge.hits - before[0], misses=judge.misses - before[1])
+    return d
+
 # %% ../nbs/20_evaluate.ipynb #f08216ff
 def evaluate(
     model: LynxModel | None,
@@ -430,13 +618,15 @@ def evaluate(
     circular: bool = True,
     media_root: str | Path | None = None,
     answer_fn: Answerer | None = None,
+    resume: bool = True,
     **generate_kwargs,
 ) -> dict:
     """Run `bench` on `data`, write the bench's result files and `results.json` to `out_dir`; returns the results.
     `limit`: the first N questions (MME: images per subtask; POPE: questions per split; conversations; questions with
     all their rotations). `max_prompt_tokens`: the bench's prompt limit (default `BENCHES[bench].max_prompt_tokens`,
     at most what the model's `max_length` leaves for the answer); longer prompts keep their end and are counted.
-    `answer_fn(records) -> answers` replaces the model (stub models in tests)."""
+    `answer_fn(records) -> answers` replaces the model (stub models in tests). Answers are kept as they come in
+    `out_dir/answers-<run>.jsonl`; a rerun of the same run asks only the questions it lacks (`resume=False`: all)."""
     spec = BENCHES.get(bench)
     if spec is None:
         raise ValueError(f"unknown bench {bench!r}; benches: {', '.join(BENCHES)}")
@@ -444,32 +634,28 @@ def evaluate(
     out.mkdir(parents=True, exist_ok=True)
     if spec.judge and judge is None:
         judge = RuleJudge()
-    text_cfg, decoding = None, dict(answer_fn=getattr(answer_fn, "__name__", "answer_fn"))
-    if model is not None:
-        new_tokens = generate_kwargs.get("max_new_tokens", model.config.text.max_answer_tokens)
-        room = model.config.text.max_length - new_tokens
-        text_cfg = replace(
-            model.config.text,
-            max_prompt_tokens=min(max_prompt_tokens or spec.max_prompt_tokens, room),
-            truncate_prompt=True,
-        )
-        decoding = {**DECODING["greedy"], "max_new_tokens": model.config.text.max_answer_tokens, **generate_kwargs}
-    elif answer_fn is None:
-        raise ValueError("evaluate needs a model (and its tokenizer), or answer_fn")
-    ask = _Asker(model, tokenizer, text_cfg, batch_size, progress, generate_kwargs, answer_fn)
-    metrics, n = _RUNNERS[bench](ask, path, out, limit=limit, judge=judge, circular=circular, media_root=media_root)
+    text_cfg, decoding = _prompt_limit(model, spec, max_prompt_tokens, generate_kwargs, answer_fn)
+    tokens = text_cfg.max_prompt_tokens if text_cfg else None
+    settings = dict(max_prompt_tokens=tokens, decoding=decoding, limit=limit, circular=circular, media_root=media_root)
+    header = _run_header(bench, path, model, tokenizer, answer_fn, settings)
+    log = _AnswerLog(out / f"answers-{header['run'][:16]}.jsonl", header, fresh=not resume)
+    ask = _Asker(model, tokenizer, text_cfg, batch_size, progress, generate_kwargs, answer_fn, log)
+    before = _cache_counts(judge)
+    with log:
+        metrics, n = _RUNNERS[bench](ask, path, out, limit=limit, judge=judge, circular=circular, media_root=media_root)
     results = dict(
         bench=bench,
         model=model_name,
         data=str(path),
         n=n,
         metrics=metrics,
-        judge=judge.describe() if spec.judge else None,
-        max_prompt_tokens=text_cfg.max_prompt_tokens if text_cfg else None,
+        judge=_judged_by(judge, before) if spec.judge else None,
+        max_prompt_tokens=tokens,
         prompts=ask.asked,
         prompts_cut=ask.cut if text_cfg else None,
         lynx_lite_version=__version__,
         decoding=decoding,
+        answers=dict(file=log.path.name, reused=log.reused),
         seconds=round(time.time() - t0, 2),
     )
     (out / "results.json").write_text(json.dumps(results, indent=2, default=str))

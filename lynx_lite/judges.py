@@ -200,33 +200,71 @@ def _with_retries(send, retries: int, backoff: float, what: str):
     raise RuntimeError(f"{what} failed after {retries + 1} attempts: {last}")
 
 # %% ../nbs/19_judges.ipynb #eddd5f8a
-class _CachedReplies:
-    "An LLM judge's replies by prompt key: in memory, appended to a JSONL file, shared by threads. Needs `_post`."
+class _ReplyFile:
+    """A JSONL file of an LLM judge's replies that runs in several processes share: each reply one whole line, appended
+    under a file lock; each run reads the lines the others appended since it last looked. Needs `cache_path`, the dict
+    `_cache` (key: reply) and `_read_to` (the bytes read so far)."""
+
+    def _file_lock(self):
+        from filelock import FileLock
+
+        self.cache_path.parent.mkdir(parents=True, exist_ok=True)
+        return FileLock(f"{self.cache_path}.lock")
+
+    def _read_new(self) -> None:
+        "The whole lines appended since the last read, by any run; a line torn by a killed writer is skipped."
+        with open(self.cache_path, "rb") as f:
+            f.seek(self._read_to)
+            data = f.read()
+        whole = data[: data.rfind(b"\n") + 1]  # a line still without its newline is read once it has one
+        for line in whole.splitlines():
+            try:
+                d = json.loads(line)
+                self._cache[d["key"]] = d["text"]
+            except (ValueError, KeyError, TypeError):
+                continue
+        self._read_to += len(whole)
+
+    def _append(self, row: dict) -> None:
+        "One whole line; a line torn by a killed writer is ended first, so that this one parses."
+        with self._file_lock():
+            if self.cache_path.exists():
+                self._read_new()  # others' lines first: read up to the file's last newline
+            with open(self.cache_path, "ab") as f:
+                torn = f.tell() > self._read_to
+                f.write((b"\n" if torn else b"") + (json.dumps(row) + "\n").encode())
+                self._read_to = f.tell()
+
+# %% ../nbs/19_judges.ipynb #7752d10a
+class _CachedReplies(_ReplyFile):
+    """An LLM judge's replies by (judge kind, model id, reply length, messages): in memory, and in the JSONL file
+    `cache` (shared by threads and by other runs). Needs `_post` and `describe`; a judge without a model id keeps its
+    replies in memory only. `hits` and `misses` count the replies asked for: found in the cache, or not."""
 
     def _open_cache(self, cache: str | Path | None) -> None:
         self.cache_path = Path(cache).expanduser() if cache else None
-        self._cache, self._lock = {}, threading.Lock()
+        self._cache, self._lock, self._read_to, self.hits, self.misses = {}, threading.Lock(), 0, 0, 0
         if self.cache_path and self.cache_path.exists():
-            for line in self.cache_path.read_text().splitlines():
-                try:
-                    d = json.loads(line)
-                    self._cache[d["key"]] = d["text"]
-                except (json.JSONDecodeError, KeyError):
-                    continue  # a torn last line after a crash
+            with self._lock, self._file_lock():
+                self._read_new()
 
-    def _ask(self, messages: list[dict], max_tokens: int, key: str) -> str:
-        "The endpoint's reply to `messages`, from the cache when `key` was asked before."
-        key = hashlib.sha256(key.encode()).hexdigest()
+    def _ask(self, messages: list[dict], max_tokens: int) -> str:
+        "The judge's reply to `messages`: from the cache when this kind of judge, with this model, was asked them."
+        who = self.describe()
+        key = json.dumps([who["kind"], who["model"], max_tokens, messages], sort_keys=True)
+        key, shared = hashlib.sha256(key.encode()).hexdigest(), bool(self.cache_path and who["model"])
         with self._lock:
+            if key not in self._cache and shared and self.cache_path.exists():
+                with self._file_lock():
+                    self._read_new()  # another run may have asked it meanwhile
             text = self._cache.get(key)
+            self.hits, self.misses = self.hits + (text is not None), self.misses + (text is None)
         if text is None:
             text = self._post(messages, max_tokens)
             with self._lock:
                 self._cache[key] = text
-                if self.cache_path:
-                    self.cache_path.parent.mkdir(parents=True, exist_ok=True)
-                    with open(self.cache_path, "a") as f:
-                        f.write(json.dumps({"key": key, "model": self.model, "text": text}) + "\n")
+                if shared:
+                    self._append({"key": key, "judge": who["kind"], "model": who["model"], "text": text})
         return text
 
 # %% ../nbs/19_judges.ipynb #dfcf69f5
@@ -276,21 +314,21 @@ class HTTPJudge(_CachedReplies):
         self, question: str, references: Sequence[str], prediction: str, candidates: Sequence[str] = ()
     ) -> Verdict:
         prompt = JUDGE_PROMPT.format(question=question, references=" | ".join(references), prediction=prediction)
-        return parse_verdict(self._ask([{"role": "user", "content": prompt}], 64, f"{self.model}\n{prompt}"))
+        return parse_verdict(self._ask([{"role": "user", "content": prompt}], 64))
 
     def review(self, question: str, context: str, reference: str, answer: str) -> Review:
         prompt = _review_prompt(self.review_prompt, question, context, reference, answer)
         messages = [{"role": "system", "content": REVIEW_SYSTEM}, {"role": "user", "content": prompt}]
-        key = f"{self.model}\nreview {self.review_max_tokens}\n{REVIEW_SYSTEM}\n{prompt}"
-        return _parsed_review(self._ask(messages, self.review_max_tokens, key))
+        return _parsed_review(self._ask(messages, self.review_max_tokens))
 
     def describe(self) -> dict:
         versions = dict(prompt_version=JUDGE_PROMPT_VERSION, review_prompt_version=_prompt_version(self.review_prompt))
         return dict(kind="http", model=self.model, base_url=self.base_url, **versions)
 
 # %% ../nbs/19_judges.ipynb #5355b4f4
-class HFJudge:
-    "A local Hugging Face causal LM as the judge (greedy, the same prompts; its chat template when it has one)."
+class HFJudge(_CachedReplies):
+    """A local Hugging Face causal LM as the judge (greedy, the same prompts; its chat template when it has one). Its
+    replies are cached by its `name` like the HTTP judge's (in `cache`; `from_pretrained`: ~/.cache/lynx_lite)."""
 
     def __init__(
         self,
@@ -300,22 +338,23 @@ class HFJudge:
         review_prompt: str = REVIEW_PROMPT,
         review_max_new_tokens: int = 32,
         name: str | None = None,
+        cache: str | Path | None = None,
     ):
         self.model, self.tok, self.max_new_tokens = model, tokenizer, max_new_tokens
         self.review_prompt, self.review_max_new_tokens, self.name = review_prompt, review_max_new_tokens, name
+        self._open_cache(cache)
 
     @classmethod
-    def from_pretrained(cls, name_or_path: str, review_prompt: str = REVIEW_PROMPT, **kw) -> "HFJudge":
+    def from_pretrained(
+        cls, name_or_path: str, review_prompt: str = REVIEW_PROMPT, cache="~/.cache/lynx_lite/judge_cache.jsonl", **kw
+    ) -> "HFJudge":
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        return cls(
-            AutoModelForCausalLM.from_pretrained(name_or_path, **kw).eval(),
-            AutoTokenizer.from_pretrained(name_or_path),
-            review_prompt=review_prompt,
-            name=name_or_path,
-        )
+        lm = AutoModelForCausalLM.from_pretrained(name_or_path, **kw).eval()
+        tok = AutoTokenizer.from_pretrained(name_or_path)
+        return cls(lm, tok, review_prompt=review_prompt, name=name_or_path, cache=cache)
 
-    def _generate(self, messages: list[dict], max_new_tokens: int) -> str:
+    def _post(self, messages: list[dict], max_new_tokens: int) -> str:
         import torch
 
         if getattr(self.tok, "chat_template", None):
@@ -333,20 +372,16 @@ class HFJudge:
         self, question: str, references: Sequence[str], prediction: str, candidates: Sequence[str] = ()
     ) -> Verdict:
         prompt = JUDGE_PROMPT.format(question=question, references=" | ".join(references), prediction=prediction)
-        return parse_verdict(self._generate([{"role": "user", "content": prompt}], self.max_new_tokens))
+        return parse_verdict(self._ask([{"role": "user", "content": prompt}], self.max_new_tokens))
 
     def review(self, question: str, context: str, reference: str, answer: str) -> Review:
         prompt = _review_prompt(self.review_prompt, question, context, reference, answer)
         messages = [{"role": "system", "content": REVIEW_SYSTEM}, {"role": "user", "content": prompt}]
-        return _parsed_review(self._generate(messages, self.review_max_new_tokens))
+        return _parsed_review(self._ask(messages, self.review_max_new_tokens))
 
     def describe(self) -> dict:
-        return dict(
-            kind="hf",
-            model=self.name or getattr(self.model, "name_or_path", None),
-            prompt_version=JUDGE_PROMPT_VERSION,
-            review_prompt_version=_prompt_version(self.review_prompt),
-        )
+        versions = dict(prompt_version=JUDGE_PROMPT_VERSION, review_prompt_version=_prompt_version(self.review_prompt))
+        return dict(kind="hf", model=self.name or getattr(self.model, "name_or_path", None), **versions)
 
 # %% ../nbs/19_judges.ipynb #023ab135
 def get_judge(name: str = "rule", **kw) -> Judge:
