@@ -4,10 +4,11 @@
 
 # %% ../nbs/22_lmms_eval.ipynb #a2200004
 from __future__ import annotations
-import abc, inspect, json, os, re
+import abc, argparse, importlib.util, inspect, json, os, re, shlex, sys
 from collections import defaultdict
 from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, Sequence
 import torch
 from PIL import Image
@@ -16,6 +17,8 @@ from .media import VIDEO_SUFFIXES, image_to_pixels, media_pixels, sample_indices
 from .model import LynxModel
 from .loading import load
 from .chat_format import TooLongError, encode_conversation, pad_batch, answer_prefix
+from .errors import check_loadable, explain  # the standard library only
+from .metrics import wilson_interval
 
 try:  # lmms-eval's registry checks `issubclass(cls, lmms)`: subclass the real one when it is installed ...
     from lmms_eval.api.model import lmms as LMMBase
@@ -52,8 +55,9 @@ except ImportError:  # ... else a stand-in with the few members the adapter uses
     HAS_LMMS_EVAL = False
 
 # %% auto #0
-__all__ = ['MODEL_ID', 'CLASS_PATH', 'strip_visual_tags', 'visual_pixels', 'generation_settings', 'cut_at_stop', 'StopOnStrings',
-           'LynxLite', 'manifest', 'register', 'main', 'write_lmms_task']
+__all__ = ['MODEL_ID', 'CLASS_PATH', 'TASKS_PROG', 'strip_visual_tags', 'visual_pixels', 'generation_settings', 'cut_at_stop',
+           'StopOnStrings', 'LynxLite', 'manifest', 'register', 'main', 'write_lmms_task', 'run_choice_task',
+           'format_choice', 'tasks_main']
 
 # %% ../nbs/22_lmms_eval.ipynb #a2200007
 MODEL_ID = "lynx_lite"  # the name lmms-eval knows the model by: --model lynx_lite
@@ -454,35 +458,76 @@ metric_list:
     higher_is_better: true
 """
 
+# %% ../nbs/22_lmms_eval.ipynb #013d7fbd
+_WORLD_FILES = ("openvqa_images.jsonl", "mcq.jsonl")  # the open image questions, the multiple-choice questions
+
+
+def _check_world(world: Path) -> None:
+    "A FileNotFoundError unless `world` is a folder holding the files the tasks are written from."
+    if not world.is_dir():
+        raise FileNotFoundError(
+            f"{world}: no such folder: pass a shapes world (`lynx-lite shapes OUT` writes one; the quickstart's "
+            "held-out world is OUT/data/heldout)"
+        )
+    missing = [f for f in _WORLD_FILES if not (world / f).is_file()]
+    if missing:
+        raise FileNotFoundError(
+            f"{world} has no {' and no '.join(missing)}: not a shapes world (`lynx-lite shapes OUT` writes one)"
+        )
+
+
+def _records(path: Path, make) -> list[dict]:
+    "`make(index, record)` for each record of the JSON-lines file `path`; a bad line is an error naming file and line."
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError:
+        raise ValueError(f"{path}: not UTF-8 text, as a shapes world's JSON lines are") from None
+    out = []
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            out.append(make(len(out), json.loads(line)))
+        except (ValueError, KeyError, TypeError, IndexError, AttributeError) as e:
+            raise ValueError(f"{path}:{n}: not a question of a shapes world ({type(e).__name__}: {e})") from None
+    if not out:
+        raise ValueError(f"{path} holds no questions: there would be nothing to score")
+    return out
+
+
 # %% ../nbs/22_lmms_eval.ipynb #cdb035cc
 def _task_docs(world: Path) -> tuple[list[dict], list[dict]]:
     """The documents of the two tasks from the shapes world in the folder `world`: its open image questions (the first
     reference answer) and its multiple-choice questions (the index of the right option), with absolute image paths."""
-    rows = lambda f: [json.loads(line) for line in (world / f).read_text().splitlines() if line.strip()]
-    vqa = [
-        dict(id=i, image=str(world / r["image"]), question=r["question"], answer=r["answer"][0], kind=r["task"])
-        for i, r in enumerate(rows("openvqa_images.jsonl"))
-    ]
-    mc = [
-        dict(
+    _check_world(world)
+    vqa = _records(
+        world / "openvqa_images.jsonl",
+        lambda i, r: dict(id=i, image=str(world / r["image"]), question=r["question"], answer=r["answer"][0],
+                          kind=r["task"]),
+    )
+    mc = _records(
+        world / "mcq.jsonl",
+        lambda i, r: dict(
             id=i,
             image=str(world / r["image"]),
             question=r["question"],
             options=r["options"],
-            target="ABCD".index(r["answer"]),
+            target=list("ABCD").index(r["answer"]),
             kind=r["task"],
-        )
-        for i, r in enumerate(rows("mcq.jsonl"))
-    ]
+        ),
+    )
     return vqa, mc
+
 
 # %% ../nbs/22_lmms_eval.ipynb #72845a19
 def write_lmms_task(world: str | Path, out: str | Path, name: str = "shapes") -> list[str]:
     """Write the shapes world in `world` as lmms-eval tasks `{name}_vqa` and `{name}_mc` into `out` (YAML, JSON lines,
     task functions), for `--include_path out --tasks {name}_vqa,{name}_mc`; returns the task names."""
+    if not name.isidentifier():  # `{name}_utils` is imported by lmms-eval as a module: `!function {name}_utils.fn`
+        raise ValueError(f"the task name must be a Python identifier (its functions are module {name}_utils): {name!r}")
     world, out = Path(world).resolve(), Path(out)
+    vqa, mc = _task_docs(world)  # checked before anything is written
     out.mkdir(parents=True, exist_ok=True)
-    vqa, mc = _task_docs(world)
     module = f"{name}_utils"
     (out / f"{module}.py").write_text(_TASK_UTILS)
     tasks = []
@@ -503,3 +548,120 @@ def write_lmms_task(world: str | Path, out: str | Path, name: str = "shapes") ->
         )
         tasks.append(task)
     return tasks
+
+# %% ../nbs/22_lmms_eval.ipynb #c89eea9a
+def _task_functions(task_dir: Path, name: str):
+    "The module `{name}_utils.py` that `write_lmms_task` wrote into `task_dir`, imported from there."
+    spec = importlib.util.spec_from_file_location(f"{name}_utils", task_dir / f"{name}_utils.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def run_choice_task(
+    model, task_dir: str | Path, name: str = "shapes", limit: int | None = None, batch_size: int = 4, device=None
+) -> dict:
+    """Score `{name}_mc` of the tasks in `task_dir` as lmms-eval scores it, without its evaluator: one `loglikelihood`
+    request per option, the option of least score chosen, `acc` the mean. `model`: a model folder or an lmms model."""
+    task_dir, task = Path(task_dir), f"{name}_mc"
+    if not all((task_dir / f).is_file() for f in (f"{task}.jsonl", f"{name}_utils.py")):
+        raise FileNotFoundError(
+            f"{task_dir} has no {task}.jsonl and {name}_utils.py: write the tasks first "
+            f"(lynx-lite-lmms-tasks WORLD {task_dir}{'' if name == 'shapes' else ' --name ' + name})"
+        )
+    if limit is not None and limit < 1:
+        raise ValueError(f"limit must be at least 1, got {limit}")
+    docs = [json.loads(line) for line in (task_dir / f"{task}.jsonl").read_text().splitlines() if line.strip()]
+    docs, fns = docs[:limit], _task_functions(task_dir, name)
+    if not hasattr(model, "loglikelihood"):  # a folder
+        check_loadable(str(model))
+        model = LynxLite(pretrained=str(model), batch_size=batch_size, device=device)
+    if getattr(model, "score", "nll") != "nll":
+        raise ValueError("lmms-eval's multiple choice takes the least score as the answer: use score=nll")
+    model.task_dict[task] = {"test": docs}
+    reqs = [
+        SimpleNamespace(args=(fns.doc_to_text(d), " " + o, fns.doc_to_visual, i, task, "test"))
+        for i, d in enumerate(docs)
+        for o in d["options"]
+    ]
+    scores = iter([s for s, _ in model.loglikelihood(reqs)])
+    preds = []
+    for d in docs:
+        s = [next(scores) for _ in d["options"]]
+        preds.append(min(range(len(s)), key=s.__getitem__))  # np.argmin: the first of equal scores
+    correct = sum(p == d["target"] for p, d in zip(preds, docs))
+    chance = sum(1 / len(d["options"]) for d in docs) / len(docs)
+    return dict(task=task, acc=correct / len(docs), correct=correct, n=len(docs), chance=chance, preds=preds,
+                truncated=getattr(model, "truncated", 0))
+
+
+def format_choice(res: dict) -> str:
+    "`run_choice_task`'s result in one line: acc, hits of n, the 95% interval, the chance level, cut prompts if any."
+    lo, hi = wilson_interval(res["correct"], res["n"])
+    cut = f"; {res['truncated']} prompts cut" if res.get("truncated") else ""
+    return (f"{res['task']}: acc {res['acc']:.4f} ({res['correct']} of {res['n']}; 95% CI {lo:.2f}-{hi:.2f}; "
+            f"chance {res['chance']:.2f}{cut})")
+
+
+# %% ../nbs/22_lmms_eval.ipynb #34d5a2e5
+TASKS_PROG = "lynx-lite-lmms-tasks"
+
+
+def _tasks_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog=TASKS_PROG,
+        description="Write a shapes world as the lmms-eval tasks NAME_vqa and NAME_mc (WORLD OUT), or score NAME_mc "
+        "with lynx_lite's runner (--run-choice MODEL TASK_DIR): lmms-eval 0.7.3 cannot score multiple choice.",
+    )
+    p.add_argument("world", nargs="?", help="a shapes world (lynx-lite shapes OUT; the quickstart's OUT/data/heldout)")
+    p.add_argument("out", nargs="?", help="the folder to write the tasks into: lmms-eval's --include_path")
+    p.add_argument("--name", default="shapes", help="the tasks' names: NAME_vqa and NAME_mc (default shapes)")
+    p.add_argument("--run-choice", nargs=2, metavar=("MODEL", "TASK_DIR"), help="score TASK_DIR's NAME_mc with the "
+                   "model folder MODEL, by lmms-eval's requests and acc rule, without its evaluator")
+    p.add_argument("--limit", type=int, help="with --run-choice: the first N questions only (lmms-eval's --limit)")
+    p.add_argument("--batch-size", type=int, default=4, help="with --run-choice: requests per forward pass")
+    p.add_argument("--device", help="with --run-choice: cpu, cuda, ... (default: cuda when there is one)")
+    return p
+
+
+def _wrote(out: Path, name: str) -> str:
+    "What `write_lmms_task` wrote into `out`, and the commands that run its tasks next."
+    n = {t: len((out / f"{name}_{t}.jsonl").read_text().splitlines()) for t in ("vqa", "mc")}
+    q = shlex.quote(str(out))
+    return "\n".join([
+        f"wrote {out}:",
+        f"  {name}_vqa.yaml, {name}_vqa.jsonl: {n['vqa']} open questions (generate_until, exact_match)",
+        f"  {name}_mc.yaml, {name}_mc.jsonl: {n['mc']} multiple-choice questions (loglikelihood, acc)",
+        f"  {name}_utils.py: the task functions",
+        "next, the open questions, in lmms-eval's environment (MODEL: a lynx_lite model folder):",
+        f"  lmms-eval --model lynx_lite --model_args pretrained=MODEL --tasks {name}_vqa --include_path {q} "
+        "--batch_size 4 --output_path RESULTS",
+        f"and the multiple-choice questions by lynx_lite's runner (lmms-eval 0.7.3 cannot score them: with {name}_mc "
+        "in --tasks it prints no table at all and still exits 0):",
+        f"  {TASKS_PROG} --run-choice MODEL {q}" + ("" if name == "shapes" else f" --name {name}"),
+    ])
+
+
+# %% ../nbs/22_lmms_eval.ipynb #5650a505
+def tasks_main(argv: list[str] | None = None) -> int:
+    "Entry point of `lynx-lite-lmms-tasks`: an expected failure is one line on stderr and exit status 2."
+    p = _tasks_parser()
+    args = p.parse_args(argv)
+    if bool(args.run_choice) == bool(args.world or args.out) or not (args.run_choice or args.out):
+        p.error("give WORLD OUT (write the tasks) or --run-choice MODEL TASK_DIR (score the choice task)")
+    try:
+        if args.run_choice:
+            model, task_dir = args.run_choice
+            res = run_choice_task(model, task_dir, args.name, args.limit, args.batch_size, args.device)
+            print(format_choice(res))
+        else:
+            write_lmms_task(args.world, args.out, args.name)
+            print(_wrote(Path(args.out).resolve(), args.name))
+    except Exception as e:
+        line = explain(e)
+        if line is None:
+            raise  # a bug: its traceback
+        print(f"{TASKS_PROG}: error: {line}", file=sys.stderr)
+        return 2
+    return 0
+
