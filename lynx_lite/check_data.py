@@ -8,18 +8,16 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from tqdm.auto import tqdm
-from transformers import AutoTokenizer, PreTrainedTokenizerBase
+from transformers import PreTrainedTokenizerBase
 from .config import LynxConfig, TextConfig
-from .chat_format import TooLongError, answer_prefix, encode_conversation, prompt_tokens, tiny_tokenizer
-from .llms import resolve_llm
+from .chat_format import TooLongError, answer_prefix, encode_conversation, prompt_tokens
 from .media import MediaError, load_image, read_video
 from .records import BadSample, Record, SkipLog
-from .serialization import add_pad_token, load_tokenizer
-from .train import TrainConfig, data_path, load_source, model_source
+from .train import TrainConfig, data_path, load_source, model_source, training_tokenizer
 
 # %% auto #0
-__all__ = ['WARNINGS', 'FORMAT_KEYS', 'Problem', 'text_problems', 'media_problems', 'duplicate_problems', 'training_tokenizer',
-           'SourceReport', 'check_source', 'DataReport', 'check_data', 'sources_from_paths']
+__all__ = ['WARNINGS', 'FORMAT_KEYS', 'Problem', 'text_problems', 'media_problems', 'duplicate_problems', 'SourceReport',
+           'check_source', 'DataReport', 'check_data', 'sources_from_paths']
 
 # %% ../nbs/16b_check_data.ipynb #863828bd
 WARNINGS = ("prompt_cut", "answer_cut", "turns_dropped", "duplicate")  # kept; everything else loses the sample
@@ -115,18 +113,6 @@ def duplicate_problems(records: list[Record], pairs: bool = False) -> list[Probl
     return out
 
 # %% ../nbs/16b_check_data.ipynb #2f0327b6
-def training_tokenizer(cfg: TrainConfig) -> PreTrainedTokenizerBase:
-    "The tokenizer `train.build_model(cfg)` pairs with its model, without building the model."
-    model_cfg, meta = model_source(cfg)
-    if meta is not None:  # a saved folder
-        return AutoTokenizer.from_pretrained(resolve_llm(cfg.tokenizer)) if cfg.tokenizer else load_tokenizer(cfg.model)
-    name = cfg.tokenizer or model_cfg.llm.name_or_path
-    if not name:
-        return tiny_tokenizer()
-    tok = AutoTokenizer.from_pretrained(resolve_llm(name))
-    return add_pad_token(tok, model_cfg.llm) if model_cfg.llm.name_or_path else tok
-
-
 @dataclass
 class SourceReport:
     "What one source of a mixture holds and what is wrong with it."

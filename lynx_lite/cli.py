@@ -250,7 +250,9 @@ def _cmd_eval(args) -> None:
             limit=args.limit,
             model_name=str(args.model),
             max_prompt_tokens=args.max_prompt_tokens,
-            circular=not args.no_circular,
+            circular=False if args.no_circular else None,  # None: CircularEval where the benchmark uses it
+            resume=not args.fresh,
+            choice_rule=args.choice_rule,
             media_root=args.media_root,
             **gen,
         )
@@ -313,8 +315,11 @@ def _add_eval_commands(sub) -> None:
     s.add_argument("--max-prompt-tokens", type=int, help=f"longest prompt, BOS included (default: the bench's own, "
                    f"{own}; at most what max_length leaves for the answer); longer ones keep their end")  # fmt: skip
     s.add_argument("--partial", action="store_true", help="mme: score a folder that lacks some of the 14 subtasks")
-    s.add_argument("--no-circular", action="store_true", help="mcq, mmbench, seedbench: each question once, options "
-                   "as published (default: CircularEval)")  # fmt: skip
+    s.add_argument("--no-circular", action="store_true", help="mcq, mmbench: each question once, options as "
+                   "published (default: CircularEval, MMBench's; SEED-Bench is asked once)")  # fmt: skip
+    s.add_argument("--fresh", action="store_true", help="ask every question again (default: reuse the answers on disk)")
+    s.add_argument("--choice-rule", choices=("lenient", "likelihood"), help="mcq, mmbench, seedbench: read answers "
+                   "leniently, or rank options by loss (SEED-Bench's eval.py); default: the benchmark's own")
     s.add_argument("--media-root", help="the folder image and video paths are relative to (default: the data file's "
                    "folder), e.g. COCO's val2014 for POPE")  # fmt: skip
     add_inference_options(s)

@@ -13,9 +13,14 @@ from . import __version__
 from .config import DECODING
 from .judges import Judge, RuleJudge
 from lynx_lite.metrics import (
+    CHOICE_RULES,
+    LETTERS,
+    REVIEW_RULES,
     caption_scores,
     circular_scores,
     circular_variants,
+    llava_review_scores,
+    llavabench_official,
     llavabench_scores,
     parse_choice,
     pope_label,
@@ -42,8 +47,8 @@ if TYPE_CHECKING:  # torch and the model are imported when a model is run: the c
     from lynx_lite.model import LynxModel
 
 # %% auto #0
-__all__ = ['BENCHES', 'BENCH_FILES', 'Answerer', 'generate_answers', 'prompt_is_cut', 'Bench', 'find_bench_data', 'uses_judge',
-           'load_choice_file', 'evaluate', 'load_results', 'report']
+__all__ = ['BENCHES', 'BENCH_FILES', 'Answerer', 'CHOICE_RULE', 'CIRCULAR', 'generate_answers', 'prompt_is_cut', 'Bench',
+           'find_bench_data', 'uses_judge', 'load_choice_file', 'option_losses', 'evaluate', 'load_results', 'report']
 
 # %% ../nbs/20_evaluate.ipynb #ea4d7c7e
 def generate_answers(
@@ -425,29 +430,12 @@ def _rotations(recs: list[Record], circular: bool) -> list[list[Record]]:
     return out
 
 # %% ../nbs/20_evaluate.ipynb #b60cc9ec
-def _run_mcq(ask, path, out, limit, circular=True, media_root=None, **_):
-    groups = _rotations(load_choice_file(path, media_root), circular)[:limit]
-    flat = [r for g in groups for r in g]
-    preds = iter(ask(flat))
-    picked, rows = [], []
-    for g in groups:
-        picked.append([])
-        for k, r in enumerate(g):
-            p = next(preds)
-            c = parse_choice(p, r.meta["options"])
-            picked[-1].append((c, r.meta["answer"]))
-            rows.append(
-                dict(
-                    index=r.meta.get("index"),
-                    rotation=k,
-                    options=r.meta["options"],
-                    text_output=p,
-                    choice=c,
-                    answer=r.meta["answer"],
-                    line=r.line,
-                )
-            )
-    _jsonl(out / "mcq_predictions.jsonl", rows)
+CHOICE_RULE = {"mcq": "official-mmbench", "mmbench": "official-mmbench", "seedbench": "official-seed"}  # metrics
+CIRCULAR = {"mcq": True, "mmbench": True, "seedbench": False}  # CircularEval only where the benchmark uses it
+
+
+def _choice_metrics(groups: list, picked: list, circular: bool) -> dict:
+    "Plain accuracy (and with CircularEval, circular and per-rotation), per category, from the picked letters."
     s = circular_scores(picked)
     metrics = dict(s["plain"], unparsed=s["unparsed"], circular_eval=circular and len(groups[0]) > 1)
     if metrics["circular_eval"]:
@@ -459,7 +447,60 @@ def _run_mcq(ask, path, out, limit, circular=True, media_root=None, **_):
             cats[cat].append(all(c == a for c, a in p) if metrics["circular_eval"] else p[0][0] == p[0][1])
     if cats:
         metrics["per_category"] = {k: proportion(sum(v), len(v)) for k, v in sorted(cats.items())}
-    return metrics, len(groups)
+    return metrics
+
+
+def _run_mcq(ask, path, out, limit, circular=None, media_root=None, bench="mcq", choice_rule=None, **_):
+    rule = choice_rule or CHOICE_RULE[bench]
+    if rule == "likelihood":  # SEED-Bench's own eval.py: no letter asked for
+        return _run_likelihood(ask, path, out, limit, media_root)
+    circular = CIRCULAR[bench] if circular is None else circular
+    groups = _rotations(load_choice_file(path, media_root), circular)[:limit]
+    preds = iter(ask([r for g in groups for r in g]))
+    picked, lenient, rows = [], [], []
+    for g in groups:
+        picked.append([]), lenient.append([])
+        for k, r in enumerate(g):
+            p, opts, a = next(preds), r.meta["options"], r.meta["answer"]
+            c, c2 = CHOICE_RULES[rule][0](p, opts), parse_choice(p, opts)
+            picked[-1].append((c, a)), lenient[-1].append((c2, a))
+            rows.append(dict(index=r.meta.get("index"), rotation=k, options=opts, text_output=p, choice=c,
+                             lenient_choice=c2, answer=a, line=r.line))  # fmt: skip
+    _jsonl(out / "mcq_predictions.jsonl", rows)
+    metrics = _choice_metrics(groups, picked, circular)
+    other = {k: v for k, v in _choice_metrics(groups, lenient, circular).items() if k != "per_category"}
+    differ = sum(x[0] != y[0] for gp, gl in zip(picked, lenient) for x, y in zip(gp, gl))
+    named = dict(name=rule, source=CHOICE_RULES[rule][1])
+    return metrics | dict(rule=named, lenient=other, readings_differ=differ), len(groups)
+
+
+# %% ../nbs/20_evaluate.ipynb #60392296
+def option_losses(model: LynxModel, tokenizer, record: Record, text_cfg=None) -> list[float]:
+    "Each option's mean token loss (answer tokens and end token) as the answer to `record`'s bare question."
+    from lynx_lite.dataset import Collator, LynxDataset
+    import torch
+
+    config = model.config if text_cfg is None else replace(model.config, text=text_cfg)
+    rows = [replace(record, turns=[(record.meta["question"], str(o))]) for o in record.meta["options"]]
+    ds, collate, out = LynxDataset(rows, tokenizer, config, strict=True), Collator(tokenizer.pad_token_id, "right"), []
+    with torch.no_grad():
+        for i in range(len(rows)):  # one at a time: the loss is each option's own mean
+            b = collate([ds[i]])
+            out.append(float(model(b["input_ids"], b["attention_mask"], b["pixel_values"], labels=b["labels"]).loss))
+    return out
+
+
+def _run_likelihood(ask, path, out, limit, media_root=None):
+    if ask.model is None:
+        raise ValueError("choice_rule='likelihood' ranks the options by the model's loss: it needs the model")
+    recs = load_choice_file(path, media_root)[:limit]
+    losses = [option_losses(ask.model, ask.tok, r, ask.text_cfg) for r in recs]
+    picks = [LETTERS[min(range(len(ls)), key=ls.__getitem__)] for ls in losses]
+    _jsonl(out / "mcq_predictions.jsonl", [dict(index=r.meta.get("index"), options=r.meta["options"], losses=ls,
+           choice=c, answer=r.meta["answer"], line=r.line) for r, ls, c in zip(recs, losses, picks)])  # fmt: skip
+    rule = dict(name="likelihood", source="AILab-CVC/SEED-Bench eval.py, model/*_interface.py (lowest loss)")
+    correct = sum(c == r.meta["answer"] for c, r in zip(picks, recs))
+    return dict(proportion(correct, len(recs)), circular_eval=False, rule=rule), len(recs)
 
 # %% ../nbs/20_evaluate.ipynb #c10f6d1b
 def _run_pope(ask, path, out, limit, media_root=None, **_):
@@ -508,8 +549,15 @@ def _run_llavabench(ask, path, out, limit, judge, **_):
             for r, v in zip(recs, reviews)
         ],
     )
-    rows = [(r.meta["category"], v.reference, v.answer) for r, v in zip(recs, reviews)]
-    return dict(categories=llavabench_scores(rows)), len(recs)
+    lenient = [(r.meta["category"], v.reference, v.answer) for r, v in zip(recs, reviews)]
+    if judge.describe().get("kind") == "rule":  # the offline judge gives its scores: nothing to parse
+        given = dict(name="rule judge", source="scores given")
+        return dict(categories=llavabench_scores(lenient), rule=given), len(recs)
+    official = [(r.meta["category"], *llava_review_scores(v.text)) for r, v in zip(recs, reviews)]
+    differ = sum(o[1:] != x[1:] for o, x in zip(official, lenient))
+    rule = dict(name="official", source=REVIEW_RULES["official"][1])
+    return dict(categories=llavabench_official(official), rule=rule, lenient=llavabench_scores(lenient),
+                readings_differ=differ), len(recs)  # fmt: skip
 
 # %% ../nbs/20_evaluate.ipynb #4e6b8be1
 def _run_conversation(ask, path, out, limit, judge, media_root=None, **_):
@@ -565,8 +613,8 @@ _RUNNERS = {
     "videoqa": lambda *a, **k: _run_openvqa(*a, **k, bench="videoqa"),
     "caption": _run_caption,
     "mcq": _run_mcq,
-    "mmbench": _run_mcq,
-    "seedbench": _run_mcq,
+    "mmbench": lambda *a, **k: _run_mcq(*a, **k, bench="mmbench"),
+    "seedbench": lambda *a, **k: _run_mcq(*a, **k, bench="seedbench"),
     "pope": _run_pope,
     "llavabench": _run_llavabench,
     "conversation": _run_conversation,
@@ -615,10 +663,11 @@ def evaluate(
     progress: bool = True,
     model_name: str = "",
     max_prompt_tokens: int | None = None,
-    circular: bool = True,
+    circular: bool | None = None,
     media_root: str | Path | None = None,
     answer_fn: Answerer | None = None,
     resume: bool = True,
+    choice_rule: str | None = None,  # a choice bench's reading: its own (`CHOICE_RULE`) or "likelihood"
     **generate_kwargs,
 ) -> dict:
     """Run `bench` on `data`, write the bench's result files and `results.json` to `out_dir`; returns the results.
@@ -627,28 +676,26 @@ def evaluate(
     at most what the model's `max_length` leaves for the answer); longer prompts keep their end and are counted.
     `answer_fn(records) -> answers` replaces the model (stub models in tests). Answers are kept as they come in
     `out_dir/answers-<run>.jsonl`; a rerun of the same run asks only the questions it lacks (`resume=False`: all)."""
-    spec = BENCHES.get(bench)
-    if spec is None:
+    if bench not in BENCHES:
         raise ValueError(f"unknown bench {bench!r}; benches: {', '.join(BENCHES)}")
     path, out, t0 = find_bench_data(bench, data), Path(out_dir), time.time()
     out.mkdir(parents=True, exist_ok=True)
+    spec = BENCHES[bench]
     if spec.judge and judge is None:
         judge = RuleJudge()
     text_cfg, decoding = _prompt_limit(model, spec, max_prompt_tokens, generate_kwargs, answer_fn)
     tokens = text_cfg.max_prompt_tokens if text_cfg else None
     settings = dict(max_prompt_tokens=tokens, decoding=decoding, limit=limit, circular=circular, media_root=media_root)
+    settings |= dict(choice_rule=choice_rule) if choice_rule else {}  # (earlier runs' keys stay as they were)
     header = _run_header(bench, path, model, tokenizer, answer_fn, settings)
     log = _AnswerLog(out / f"answers-{header['run'][:16]}.jsonl", header, fresh=not resume)
     ask = _Asker(model, tokenizer, text_cfg, batch_size, progress, generate_kwargs, answer_fn, log)
     before = _cache_counts(judge)
     with log:
-        metrics, n = _RUNNERS[bench](ask, path, out, limit=limit, judge=judge, circular=circular, media_root=media_root)
+        kw = dict(limit=limit, judge=judge, circular=circular, media_root=media_root, choice_rule=choice_rule)
+        metrics, n = _RUNNERS[bench](ask, path, out, **kw)
     results = dict(
-        bench=bench,
-        model=model_name,
-        data=str(path),
-        n=n,
-        metrics=metrics,
+        bench=bench, model=model_name, data=str(path), n=n, metrics=metrics,  # fmt: skip
         judge=_judged_by(judge, before) if spec.judge else None,
         max_prompt_tokens=tokens,
         prompts=ask.asked,

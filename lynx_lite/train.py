@@ -25,14 +25,14 @@ from .model import LynxModel, configure_tokens
 from .loading import load, quantization_config
 from .qlora import prepare_qlora
 from .records import SkipLog, load_conversations, load_pairs, load_text_instructions
-from .serialization import BASE_PARTS, CONFIG_NAME, add_pad_token, read_config, weight_files
+from .serialization import BASE_PARTS, CONFIG_NAME, add_pad_token, load_tokenizer, read_config, weight_files
 from .chat_format import tiny_tokenizer
 from .vision import FeatureCache
 
 # %% auto #0
 __all__ = ['LOADERS', 'KNOWN_MODELS', 'RECIPES', 'TrainConfig', 'data_path', 'load_source', 'build_data', 'model_source',
-           'build_model', 'trainable_weights', 'weights_digest', 'load_trained', 'models_to_load', 'describe_model',
-           'launch_strategy', 'check_gpu_memory', 'preflight', 'param_groups', 'lr_lambda',
+           'training_tokenizer', 'build_model', 'trainable_weights', 'weights_digest', 'load_trained', 'models_to_load',
+           'describe_model', 'launch_strategy', 'check_gpu_memory', 'preflight', 'param_groups', 'lr_lambda',
            'enable_gradient_checkpointing', 'train', 'get_recipe', 'write_launch_files']
 
 # %% ../nbs/16_train.ipynb #ebc6451c
@@ -138,6 +138,21 @@ def model_source(cfg: TrainConfig) -> tuple[LynxConfig, dict | None]:
     return get_preset(cfg.model, **cfg.model_overrides), None
 
 
+def training_tokenizer(cfg: TrainConfig) -> PreTrainedTokenizerBase:
+    """The tokenizer training pairs with `cfg`'s model, found without building the model: `cfg.tokenizer`, else the
+    saved folder's, else the LLM's (with the token of the pad row `build_llm` adds), else the tiny one."""
+    model_cfg, meta = model_source(cfg)
+    if cfg.tokenizer or meta is None and model_cfg.llm.name_or_path:
+        tok = AutoTokenizer.from_pretrained(resolve_llm(cfg.tokenizer or model_cfg.llm.name_or_path))
+        if meta is None and model_cfg.llm.name_or_path:
+            add_pad_token(tok, model_cfg.llm)  # Lynx: [PAD]
+    else:
+        tok = load_tokenizer(cfg.model) if meta is not None else tiny_tokenizer()
+    if tok.pad_token is None:
+        tok.pad_token = tok.unk_token or tok.eos_token
+    return tok
+
+
 def build_model(cfg: TrainConfig, device_map=None) -> tuple[LynxModel, PreTrainedTokenizerBase]:
     "(LynxModel, tokenizer) for `cfg`: a saved folder, or a preset (4-bit LLM when `cfg.quantization`)."
     model_cfg, meta = model_source(cfg)
@@ -155,13 +170,7 @@ def build_model(cfg: TrainConfig, device_map=None) -> tuple[LynxModel, PreTraine
             llm_kwargs = dict(
                 quantization_config=quantization_config(cfg.quantization), device_map=device_map or {"": "cpu"}
             )
-        model = LynxModel(model_cfg, **llm_kwargs)
-        name = cfg.tokenizer or model_cfg.llm.name_or_path
-        tok = AutoTokenizer.from_pretrained(resolve_llm(name)) if name else tiny_tokenizer()
-        if model_cfg.llm.name_or_path:
-            add_pad_token(tok, model_cfg.llm)  # the token of the pad row `build_llm` added (Lynx: [PAD])
-        if tok.pad_token is None:
-            tok.pad_token = tok.unk_token or tok.eos_token
+        model, tok = LynxModel(model_cfg, **llm_kwargs), training_tokenizer(cfg)
         configure_tokens(model, tok)
     if cfg.quantization:
         prepare_qlora(model)
