@@ -14,7 +14,8 @@ __all__ = ['parse_overrides', 'add_inference_options', 'build_parser', 'main']
 
 # %% ../nbs/40_cli.ipynb #a2acd67b
 def _cmd_params(args) -> None:
-    from lynx_lite.freeze import format_counts, parameter_counts
+    from lynx_lite.freeze import format_counts
+    from lynx_lite.memory import parameter_counts
     import lynx_lite.lab.quickstart  # noqa: F401  (registers the lab's `quickstart` preset beside the core's)
 
     counts = parameter_counts(args.preset, args.stage)
@@ -28,7 +29,6 @@ def _cmd_params(args) -> None:
 def _cmd_presets(args) -> None:
     from lynx_lite.config import list_presets
     import lynx_lite.lab.quickstart  # noqa: F401  (the lab's preset too)
-
     print("\n".join(list_presets()))
 
 
@@ -125,10 +125,12 @@ def _cmd_check_data(args) -> int:
 
 # %% ../nbs/40_cli.ipynb #b1c896ca
 def _cmd_train(args) -> None:
+    from lynx_lite.memory import check_gpu_memory
     from lynx_lite.train import preflight, train
 
     cfg = _train_config(args)
     preflight(cfg, args.recipe or args.config)
+    check_gpu_memory(cfg)  # on a GPU: the planner's step against its free memory (`17b_memory`)
     if args.check_data and _cmd_check_data(argparse.Namespace(**vars(args), json=False, strict=False, workers=4)):
         raise ValueError("the data has errors (above): fix them, or train without --check-data (they are skipped)")
     s = train(cfg, resume=args.resume)
@@ -139,15 +141,12 @@ def _cmd_train(args) -> None:
 
 def _cmd_recipes(args) -> None:
     from lynx_lite.train import RECIPES, get_recipe
-
     print(get_recipe(args.name).to_yaml() if args.name else "\n".join(sorted(RECIPES)))
 
 
 def _cmd_launch_files(args) -> None:
     from lynx_lite.train import write_launch_files
-
-    for p in write_launch_files(args.folder, args.num_processes):
-        print(p)
+    print("\n".join(map(str, write_launch_files(args.folder, args.num_processes))))
 
 
 def _add_train_commands(sub) -> None:

@@ -12,7 +12,7 @@ from typing import Literal
 __all__ = ['CLIP_MEAN', 'CLIP_STD', 'PARTS', 'BASE_PARTS', 'STRATEGIES', 'TINY_VOCAB', 'DECODING', 'NF4', 'VisionConfig',
            'ResamplerConfig', 'LLMConfig', 'AdapterConfig', 'FusionConfig', 'VideoConfig', 'TextConfig',
            'apply_overrides', 'LynxConfig', 'register_preset', 'list_presets', 'from_registry', 'get_preset',
-           'decoding']
+           'package_version', 'decoding']
 
 # %% ../nbs/00_config.ipynb #8d5bf7c1
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -383,6 +383,16 @@ def _lynx_tiny() -> LynxConfig:
 
 register_preset("lynx-tiny", _lynx_tiny())
 
+
+# %% ../nbs/00_config.ipynb #e971d233
+def package_version() -> str:
+    "lynx_lite's version as `pip install` recorded it (from `settings.ini`); saves and results carry it."
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("lynx_lite")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown"
 
 # %% ../nbs/00_config.ipynb #5d1e0c0b
 DECODING: dict[str, dict] = {

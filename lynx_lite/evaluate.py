@@ -9,8 +9,7 @@ from collections import defaultdict
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Sequence
-from . import __version__
-from .config import DECODING
+from .config import package_version, DECODING
 from .judges import Judge, RuleJudge
 from lynx_lite.metrics import (
     CHOICE_RULES,
@@ -281,7 +280,7 @@ def _run_header(bench: str, path: Path, model, tokenizer, answer_fn, settings: d
     "What a run's answers depend on, and its hash `run` (in the answers file's name)."
     who = _fn_digest(answer_fn) if answer_fn is not None else _model_digest(model, tokenizer)
     run = dict(bench=bench, data=str(path), data_digest=_data_digest(bench, path), model=who, **settings)
-    run["lynx_lite_version"] = __version__
+    run["lynx_lite_version"] = package_version()
     return dict(run=hashlib.sha256(json.dumps(run, sort_keys=True, default=str).encode()).hexdigest(), **run)
 
 # %% ../nbs/20_evaluate.ipynb #ev4l0002
@@ -700,7 +699,7 @@ def evaluate(
         max_prompt_tokens=tokens,
         prompts=ask.asked,
         prompts_cut=ask.cut if text_cfg else None,
-        lynx_lite_version=__version__,
+        lynx_lite_version=package_version(),
         decoding=decoding,
         answers=dict(file=log.path.name, reused=log.reused),
         seconds=round(time.time() - t0, 2),

@@ -10,8 +10,7 @@ from .config import PARTS
 from .adapters import NEW_LLM_MODULES
 
 # %% auto #0
-__all__ = ['REPORT_PARTS', 'part_of', 'count_parameters', 'format_counts', 'set_trainable', 'freeze_for_stage',
-           'parameter_counts']
+__all__ = ['REPORT_PARTS', 'part_of', 'count_parameters', 'format_counts', 'set_trainable', 'freeze_for_stage']
 
 # %% ../nbs/07_freeze.ipynb #727b6db9
 REPORT_PARTS = tuple(p for p in PARTS if p != "frame_pos")  # the table counts frame_pos inside vision
@@ -74,15 +73,3 @@ def freeze_for_stage(model: nn.Module, stage: int | str, verbose: bool = True) -
     if verbose:
         print(f"stage {key}: training {', '.join(model.config.stage_trainable[key])}\n{format_counts(counts)}")
     return counts
-
-# %% ../nbs/07_freeze.ipynb #30dc64c9
-def parameter_counts(preset: str, stage: int = 1) -> dict:
-    "Counts per part of preset `preset` in `stage`, built on the meta device (no weights, no download)."
-    import torch
-    from lynx_lite.config import get_preset
-    from lynx_lite.model import LynxModel  # (model imports this module through serialization: imported here)
-
-    with torch.device("meta"):
-        model = LynxModel(get_preset(preset), pretrained=False)
-    counts = freeze_for_stage(model, stage, verbose=False)
-    return dict(preset=preset, stage=stage, parts={k: v for k, v in counts.items() if k != "all"}, **counts["all"])

@@ -31,7 +31,8 @@ __all__ = ['GiB', 'CUDA_CONTEXT', 'ALLOCATOR_SLACK', 'KNOWN_CONFIGS', 'NF4_BLOCK
            'optimizer_step', 'StepMeasure', 'measure_step', 'profile_cpu_step', 'weight_bytes', 'layer_bytes',
            'strategy_buffers', 'shard', 'MemoryPlan', 'finish', 'measured', 'compose', 'plan', 'largest_batch',
            'batch_on_line', 'find_fixes', 'describe', 'format_plan', 'inference_model', 'measure_generation',
-           'plan_generation', 'preflight_memory', 'readme_table']
+           'plan_generation', 'preflight_memory', 'launch_strategy', 'check_gpu_memory', 'parameter_counts',
+           'readme_table']
 
 # %% ../nbs/17b_memory.ipynb #d6b02018
 GiB = 2**30
@@ -898,6 +899,43 @@ def preflight_memory(cfg: Any, free_bytes: int, gpus: int = 1, strategy: str = "
     fits = f"batch_size={best} fits" if best else "not even batch_size=1 fits"
     hint = f"; {fixes[0].split(':')[0]} would allow batch_size={fixes[0].rsplit(' ', 1)[-1]}" if fixes else ""
     return f"{title}: a step needs ~{gib(need)} GiB per GPU, {gib(free_bytes)} GiB are free: {fits}{hint}"
+
+# %% ../nbs/17b_memory.ipynb #4351fca3
+def launch_strategy() -> tuple[int, str]:
+    "(processes, strategy) of the `accelerate launch` this runs under: ddp, fsdp, zero2 or zero3 (1, 'ddp' alone)."
+    import os
+
+    env = os.environ.get
+    if env("ACCELERATE_USE_DEEPSPEED", "").lower() == "true":
+        strategy = "zero3" if env("ACCELERATE_DEEPSPEED_ZERO_STAGE") == "3" else "zero2"
+    else:
+        strategy = "fsdp" if env("ACCELERATE_USE_FSDP", "").lower() == "true" else "ddp"
+    return int(env("WORLD_SIZE", "1")), strategy
+
+
+def check_gpu_memory(cfg, free_bytes: int | None = None) -> None:
+    """`lynx-lite train`'s preflight on a GPU: fail in one line when a step of `cfg` (a `TrainConfig`) does not fit in
+    `free_bytes` per GPU (default: what this GPU has free), naming the largest batch that does and a fix."""
+    if free_bytes is None:
+        if not torch.cuda.is_available():
+            return
+        free_bytes = torch.cuda.mem_get_info()[0]
+    try:
+        line = preflight_memory(cfg, free_bytes, *launch_strategy())
+    except ValueError:  # a pretrained part whose shapes are not known offline: nothing to plan with
+        return
+    if line:
+        smaller = "not even" not in line  # a smaller batch fits: grad_accum keeps the effective batch
+        raise ValueError(line + (" (raise grad_accum to keep the effective batch)" if smaller else ""))
+
+
+# %% ../nbs/17b_memory.ipynb #ea7097ff
+def parameter_counts(preset: str, stage: int = 1) -> dict:
+    "Counts per part of preset `preset` in `stage`, built on the meta device (no weights, no download)."
+    with torch.device("meta"):
+        model = LynxModel(get_preset(preset), pretrained=False)
+    counts = freeze_for_stage(model, stage, verbose=False)
+    return dict(preset=preset, stage=stage, parts={k: v for k, v in counts.items() if k != "all"}, **counts["all"])
 
 # %% ../nbs/17b_memory.ipynb #66278e29
 def readme_table(

@@ -10,8 +10,7 @@ import torch, torch.nn as nn
 from huggingface_hub import snapshot_download, split_torch_state_dict_into_shards
 from safetensors.torch import load_file, save_file
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
-from . import __version__
-from .config import BASE_PARTS, LLMConfig, LynxConfig
+from .config import package_version, BASE_PARTS, LLMConfig, LynxConfig
 from .freeze import part_of
 from .llms import resolve_llm
 
@@ -132,7 +131,7 @@ def write_folder(
     meta = dict(
         format=FORMAT,
         format_version=FORMAT_VERSION,
-        lynx_lite_version=__version__,
+        lynx_lite_version=package_version(),
         trainable_only=trainable_only,
         config=cfg.to_dict(),
     )

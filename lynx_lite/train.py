@@ -32,8 +32,8 @@ from .vision import FeatureCache
 # %% auto #0
 __all__ = ['LOADERS', 'KNOWN_MODELS', 'RECIPES', 'TrainConfig', 'data_path', 'load_source', 'build_data', 'model_source',
            'training_tokenizer', 'build_model', 'trainable_weights', 'weights_digest', 'load_trained', 'models_to_load',
-           'describe_model', 'launch_strategy', 'check_gpu_memory', 'preflight', 'param_groups', 'lr_lambda',
-           'enable_gradient_checkpointing', 'train', 'get_recipe', 'write_launch_files']
+           'describe_model', 'preflight', 'param_groups', 'lr_lambda', 'enable_gradient_checkpointing', 'train',
+           'get_recipe', 'write_launch_files']
 
 # %% ../nbs/16_train.ipynb #ebc6451c
 @dataclass
@@ -249,36 +249,11 @@ def describe_model(m: dict) -> str:
 
 
 # %% ../nbs/16_train.ipynb #c6371dcd
-def launch_strategy() -> tuple[int, str]:
-    "(processes, strategy) of the `accelerate launch` this runs under: ddp, fsdp, zero2 or zero3 (1, 'ddp' alone)."
-    env = os.environ.get
-    if env("ACCELERATE_USE_DEEPSPEED", "").lower() == "true":
-        strategy = "zero3" if env("ACCELERATE_DEEPSPEED_ZERO_STAGE") == "3" else "zero2"
-    else:
-        strategy = "fsdp" if env("ACCELERATE_USE_FSDP", "").lower() == "true" else "ddp"
-    return int(env("WORLD_SIZE", "1")), strategy
-
-
-def check_gpu_memory(cfg: TrainConfig, free_bytes: int) -> None:
-    "Fail in one line when a step of `cfg` does not fit in `free_bytes` per GPU: the largest batch that does, a fix."
-    from lynx_lite.memory import preflight_memory
-
-    try:
-        line = preflight_memory(cfg, free_bytes, *launch_strategy())
-    except ValueError:  # a pretrained part whose shapes are not known offline: nothing to plan with
-        return
-    if line:
-        smaller = "not even" not in line  # a smaller batch fits: grad_accum keeps the effective batch
-        raise ValueError(line + (" (raise grad_accum to keep the effective batch)" if smaller else ""))
-
-
 def preflight(cfg: TrainConfig, run: str | None = None) -> None:
     "Say which pretrained models `cfg` loads, then fail in seconds, in one line, on anything a run would miss later."
     models = models_to_load(cfg)
     if models:
         print(f"{run or 'this run'} loads {' and '.join(describe_model(m) for m in models)}", flush=True)
-    if torch.cuda.is_available():  # the memory planner's step (`17b_memory`) against what this GPU has free
-        check_gpu_memory(cfg, torch.cuda.mem_get_info()[0])
     for m in models:
         check_loadable(m["name"], "tokenizer_config.json" if m["part"] == "tokenizer" else "config.json")
     if cfg.init_from and not Path(cfg.init_from).expanduser().exists():
