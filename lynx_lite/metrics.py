@@ -13,8 +13,8 @@ __all__ = ['MME_PERCEPTION', 'MME_COGNITION', 'LETTERS', 'CHOICE_RULES', 'REVIEW
            'mme_label', 'mme_subtask_score', 'read_mme_results', 'score_mme', 'mme_partial_error', 'mme_missing',
            'check_mme_folder', 'format_mme', 'normalize_answer', 'token_f1', 'contains_answer', 'caption_tokenizer',
            'tokenize_captions', 'caption_scores', 'parse_choice', 'pope_label', 'pope_scores', 'parse_review_scores',
-           'llavabench_scores', 'circular_variants', 'circular_scores', 'llava_review_scores', 'llavabench_official',
-           'can_infer', 'seed_exact', 'reading_differences']
+           'review_groups', 'llavabench_scores', 'circular_variants', 'circular_scores', 'llava_review_scores',
+           'llavabench_official', 'can_infer', 'seed_exact', 'reading_differences']
 
 # %% ../nbs/18_metrics.ipynb #w1ls0n02
 def wilson_interval(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -348,15 +348,20 @@ def parse_review_scores(text: str) -> tuple[float, float] | None:
         return None
 
 
-def llavabench_scores(rows: list[tuple[str, float | None, float | None]]) -> dict:
-    """Per category and 'all': relative score (100 * mean model / mean reference), both means, n and `unparsed`,
-    from (category, reference's score, model's score) rows; a row without scores is left out and counted."""
+def review_groups(rows: list[tuple]) -> list[tuple[str, list[tuple]]]:
+    "(category, [(reference's score, model's score), ...]) per category, then 'all', from (category, ref, model) rows."
     groups = {}
     for cat, ref, ans in rows:
         for g in (cat, "all"):
             groups.setdefault(g, []).append((ref, ans))
+    return sorted(groups.items(), key=lambda kv: (kv[0] == "all", kv[0]))
+
+
+def llavabench_scores(rows: list[tuple[str, float | None, float | None]]) -> dict:
+    """Per category and 'all': relative score (100 * mean model / mean reference), both means, n and `unparsed`,
+    from (category, reference's score, model's score) rows; a row without scores is left out and counted."""
     out = {}
-    for g, pairs in sorted(groups.items(), key=lambda kv: (kv[0] == "all", kv[0])):
+    for g, pairs in review_groups(rows):
         good = [(r, a) for r, a in pairs if r is not None and a is not None]
         ref = sum(r for r, _ in good) / len(good) if good else float("nan")
         ans = sum(a for _, a in good) / len(good) if good else float("nan")
@@ -403,12 +408,8 @@ def llava_review_scores(text: str) -> tuple[float, float]:
 def llavabench_official(rows: list[tuple[str, float, float]]) -> dict:
     """`summarize_gpt_review.py`'s figures per category and 'all': 100 * mean model / mean reference, with every
     review's pair averaged in, the (-1, -1) of an unreadable one included (counted as `unparsed`)."""
-    groups = {}
-    for cat, ref, ans in rows:
-        for g in (cat, "all"):
-            groups.setdefault(g, []).append((ref, ans))
     out = {}
-    for g, pairs in sorted(groups.items(), key=lambda kv: (kv[0] == "all", kv[0])):
+    for g, pairs in review_groups(rows):
         ref, ans = (sum(x) / len(pairs) for x in zip(*pairs))
         out[g] = dict(relative=100 * ans / ref if ref else float("nan"), reference=ref, model=ans, n=len(pairs),
                       unparsed=sum(p == (-1.0, -1.0) for p in pairs))  # fmt: skip
