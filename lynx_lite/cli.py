@@ -35,7 +35,6 @@ def _cmd_presets(args) -> None:
 # %% ../nbs/40_cli.ipynb #e544ae58
 def _cmd_convert_original(args) -> None:
     from lynx_lite.original import convert_original
-
     with loading(args.llm):
         out = convert_original(args.lynx, args.llm, args.out, args.eva, args.preset, args.dtype, args.max_shard_size)
     print(f'wrote {out}; try: lynx-lite chat --model {out} --image IMAGE "what is in the image?"')
@@ -114,13 +113,17 @@ def _train_config(args):
     return cfg.replace(**parse_overrides(args.overrides))
 
 
-def _cmd_check_data(args) -> int:
-    "Print the data's report; 1 when it has errors (or, with --strict, warnings)."
+def _checked_data(cfg, workers: int = 4, as_json: bool = False):
+    "`cfg`'s data read in full (`16b_check_data`): its report printed, and returned."
     from lynx_lite.check_data import check_data
+    report = check_data(cfg, workers=workers)
+    print(json.dumps(report.to_dict(), indent=2) if as_json else report.table())
+    return report
 
-    report = check_data(_train_config(args), workers=args.workers)
-    print(json.dumps(report.to_dict(), indent=2) if args.json else report.table())
-    return int(bool(report.errors or (args.strict and report.warnings)))
+
+def _cmd_check_data(args) -> int:
+    report = _checked_data(_train_config(args), args.workers, args.json)
+    return int(bool(report.errors or (args.strict and report.warnings)))  # 1: errors (--strict: warnings too)
 
 
 # %% ../nbs/40_cli.ipynb #b1c896ca
@@ -131,7 +134,7 @@ def _cmd_train(args) -> None:
     cfg = _train_config(args)
     preflight(cfg, args.recipe or args.config)
     check_gpu_memory(cfg)  # on a GPU: the planner's step against its free memory (`17b_memory`)
-    if args.check_data and _cmd_check_data(argparse.Namespace(**vars(args), json=False, strict=False, workers=4)):
+    if args.check_data and _checked_data(cfg).errors:  # the config parsed once
         raise ValueError("the data has errors (above): fix them, or train without --check-data (they are skipped)")
     s = train(cfg, resume=args.resume)
     if s["losses"]:
@@ -193,7 +196,6 @@ def _load(args, model: str | None = None):
 def _generation(args) -> dict:
     "The --decoding setting with the --generate overrides."
     from lynx_lite.config import decoding
-
     return decoding(args.decoding, **parse_overrides(args.generate))
 
 
@@ -275,7 +277,6 @@ def _cmd_score(args) -> None:
 
 def _cmd_report(args) -> None:
     from lynx_lite.evaluate import report
-
     names = [n.strip() for n in args.names.split(",")] if args.names else None
     print(report(args.results, args.out, names, allow_mismatch=args.allow_mismatch))
 
@@ -353,7 +354,6 @@ def _add_score_commands(sub) -> None:
 # %% ../nbs/40_cli.ipynb #a4b5c6d7
 def _cmd_chat(args) -> None:
     from lynx_lite.demo import chat_once
-
     if args.image and args.video:
         raise ValueError("give --image or --video, not both")
     model, tok = _load(args)
