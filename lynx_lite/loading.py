@@ -65,8 +65,11 @@ def load(
     kwargs = {}
     if load_in_4bit:
         check_4bit()
-        dtype = dtype or "bfloat16"
-        spec = load_in_4bit if isinstance(load_in_4bit, dict) else {**NF4, "bnb_4bit_compute_dtype": dtype}
+        if isinstance(load_in_4bit, dict):  # a recipe's own spec (training): the rest keeps its saved precision
+            spec = load_in_4bit
+        else:  # inference: the rest in `dtype`, bfloat16 by default
+            dtype = dtype or "bfloat16"
+            spec = {**NF4, "bnb_4bit_compute_dtype": dtype}
         kwargs = dict(quantization_config=quantization_config(spec), device_map={"": device})
     with loading(path_or_id):  # a failure names the folder (`explain`)
         path = resolve_folder(path_or_id)  # once: a hub id is fetched here, then read as a folder
